@@ -1,0 +1,331 @@
+"""Typed configuration: params.yaml is read here and nowhere else.
+
+Every component gets one frozen dataclass. `load_params()` turns the YAML mapping into
+those dataclasses and rejects, before any work starts, unknown keys, wrong types and
+out-of-range values with one message that names the dotted key and what is allowed.
+
+Numbers written by `dvc exp run -S lr=2e-4` may reach us as strings (YAML 1.1 reads
+`2e-4` as a string); float fields therefore accept numeric strings and coerce them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class ParamsError(ValueError):
+    """A params.yaml value is missing, unknown, mistyped or out of range."""
+
+
+# --------------------------------------------------------------------------- source
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Size and seed of the generated mini-Danbooru2020."""
+
+    seed: int = 2020
+    n_color: int = 600  # colored illustrations (rating s, no monochrome tags)
+    n_scan: int = 600  # line-art scans (monochrome/greyscale/lineart)
+    n_distractors: int = 120  # comic/4koma/photo/q-e/deleted/non-image/corrupt posts
+    n_shards: int = 16  # metadata shards, named 2020000000000000 ...
+    canvas: int = 512  # side of the 512px subset
+    duplicate_fraction: float = 0.02  # records repeated in a second shard (older snapshot)
+
+    def validate(self, key: str) -> None:
+        _check(self.n_color >= 1, f"{key}.n_color", "an integer >= 1", self.n_color)
+        _check(self.n_scan >= 1, f"{key}.n_scan", "an integer >= 1", self.n_scan)
+        _check(self.n_distractors >= 0, f"{key}.n_distractors", "an integer >= 0", self.n_distractors)
+        _check(1 <= self.n_shards <= 100, f"{key}.n_shards", "an integer in [1, 100]", self.n_shards)
+        _check(64 <= self.canvas <= 4096, f"{key}.canvas", "an integer in [64, 4096]", self.canvas)
+        _check(0 <= self.duplicate_fraction <= 0.5, f"{key}.duplicate_fraction", "a number in [0, 0.5]",
+               self.duplicate_fraction)
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """Network behaviour of the HTTP(S) mirror and API sources."""
+
+    timeout_s: float = 30.0
+    retries: int = 5
+    backoff_s: float = 1.0  # first retry delay; doubles each retry, capped at max_backoff_s
+    max_backoff_s: float = 60.0
+    concurrency: int = 8
+    user_agent: str = "onepunchgan-pipeline/0.1 (Danbooru2020 colorization research)"
+
+    def validate(self, key: str) -> None:
+        _check(self.timeout_s > 0, f"{key}.timeout_s", "a number > 0", self.timeout_s)
+        _check(0 <= self.retries <= 50, f"{key}.retries", "an integer in [0, 50]", self.retries)
+        _check(self.backoff_s >= 0, f"{key}.backoff_s", "a number >= 0", self.backoff_s)
+        _check(self.max_backoff_s >= self.backoff_s, f"{key}.max_backoff_s", "a number >= backoff_s",
+               self.max_backoff_s)
+        _check(1 <= self.concurrency <= 64, f"{key}.concurrency", "an integer in [1, 64]", self.concurrency)
+        _check(bool(self.user_agent.strip()), f"{key}.user_agent", "a non-empty string", self.user_agent)
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The live Danbooru JSON API (`/posts.json`)."""
+
+    tags: str = ""  # Danbooru search string, at most two tags for anonymous users
+    max_posts: int = 1000
+    start_id: int = 0  # 0: newest first; else fetch posts with id < start_id
+    requests_per_s: float = 2.0
+
+    def validate(self, key: str) -> None:
+        _check(self.max_posts >= 1, f"{key}.max_posts", "an integer >= 1", self.max_posts)
+        _check(self.start_id >= 0, f"{key}.start_id", "an integer >= 0", self.start_id)
+        _check(0 < self.requests_per_s <= 10, f"{key}.requests_per_s", "a number in (0, 10]",
+               self.requests_per_s)
+
+
+SOURCE_KINDS = ("synthetic", "local", "http", "danbooru_api")
+IMAGE_VARIANTS = ("512px", "original")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    kind: Literal["synthetic", "local", "http", "danbooru_api"] = "synthetic"
+    # local: the mirror's root folder (holding metadata/, 512px/, original/)
+    root: str = ""
+    # http: base URL of a mirror with the Danbooru2020 layout; danbooru_api: the site
+    url: str = ""
+    image_variant: Literal["512px", "original"] = "512px"
+    # names of metadata files under <root>/metadata; empty: every file found there
+    metadata_files: list[str] = field(default_factory=list)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+
+    def validate(self, key: str) -> None:
+        if self.kind in ("http", "danbooru_api"):
+            _check(bool(re.match(r"^https?://[^/\s]+", self.url)), f"{key}.url",
+                   "an http:// or https:// URL when source.kind is " + self.kind, _redact(self.url))
+        if self.kind == "local":
+            _check(bool(self.root.strip()), f"{key}.root",
+                   "the path of a local Danbooru2020 mirror when source.kind is local", self.root)
+        for name in self.metadata_files:
+            _check(_SAFE_NAME.match(name) is not None, f"{key}.metadata_files",
+                   "plain file names (letters, digits, . _ -), no folders", name)
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+@dataclass(frozen=True)
+class MetadataConfig:
+    block_mb: int = 32  # bytes of JSON lines parsed per batch: bounds memory
+    dedupe_buckets: int = 0  # 0: chosen from the input size
+
+    def validate(self, key: str) -> None:
+        _check(1 <= self.block_mb <= 512, f"{key}.block_mb", "an integer in [1, 512]", self.block_mb)
+        _check(0 <= self.dedupe_buckets <= 4096, f"{key}.dedupe_buckets", "an integer in [0, 4096]",
+               self.dedupe_buckets)
+
+
+# --------------------------------------------------------------------------- select
+
+
+@dataclass(frozen=True)
+class DomainRules:
+    """Tag rules of one domain. Tags match exactly (`partially_monochrome` != `monochrome`)."""
+
+    include_any: list[str] = field(default_factory=list)  # at least one of these (empty: no constraint)
+    include_all: list[str] = field(default_factory=list)  # every one of these
+    exclude: list[str] = field(default_factory=list)  # none of these
+
+    def validate(self, key: str) -> None:
+        for name in ("include_any", "include_all", "exclude"):
+            for tag in getattr(self, name):
+                _check(bool(tag) and tag == tag.strip() and " " not in tag, f"{key}.{name}",
+                       "Danbooru tag names without spaces (use _)", tag)
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    scan: DomainRules = field(default_factory=DomainRules)
+    color: DomainRules = field(default_factory=DomainRules)
+    ratings: list[str] = field(default_factory=lambda: ["s"])
+    file_ext: list[str] = field(default_factory=lambda: ["jpg", "jpeg", "png"])
+    min_side: int = 256  # of the original image_width/image_height
+    min_aspect: float = 0.5  # width / height
+    max_aspect: float = 2.0
+    drop_deleted: bool = True
+    drop_banned: bool = True
+    holdout_fraction: float = 0.1
+    split_seed: int = 0
+    max_per_domain: int = 0  # 0: no cap
+
+    def validate(self, key: str) -> None:
+        for r in self.ratings:
+            _check(r in ("s", "q", "e"), f"{key}.ratings", "a list drawn from s, q, e", r)
+        for ext in self.file_ext:
+            _check(re.fullmatch(r"[a-z0-9]{1,5}", ext) is not None, f"{key}.file_ext",
+                   "lower-case extensions without dots, like jpg", ext)
+        _check(self.min_side >= 0, f"{key}.min_side", "an integer >= 0", self.min_side)
+        _check(0 < self.min_aspect <= self.max_aspect, f"{key}.min_aspect",
+               "a number > 0 and <= max_aspect", self.min_aspect)
+        _check(0 <= self.holdout_fraction < 1, f"{key}.holdout_fraction", "a number in [0, 1)",
+               self.holdout_fraction)
+        _check(self.max_per_domain >= 0, f"{key}.max_per_domain", "an integer >= 0", self.max_per_domain)
+        self.scan.validate(f"{key}.scan")
+        self.color.validate(f"{key}.color")
+
+
+# --------------------------------------------------------------------------- images
+
+
+@dataclass(frozen=True)
+class ImagesConfig:
+    size: int = 64  # side of the square training images
+    fit: Literal["pad", "crop"] = "pad"  # pad with white to a square, or centre-crop
+    shard_images: int = 1024  # images per packed shard (also the unit of resume)
+    workers: int = 0  # 0: one per CPU core
+    max_pixels: int = 100_000_000  # decompression-bomb cap: larger images are rejected
+    allow_truncated: bool = False  # decode truncated files as far as they go instead of rejecting
+
+    def validate(self, key: str) -> None:
+        _check(8 <= self.size <= 2048, f"{key}.size", "an integer in [8, 2048]", self.size)
+        _check(1 <= self.shard_images <= 1_000_000, f"{key}.shard_images", "an integer >= 1",
+               self.shard_images)
+        _check(0 <= self.workers <= 256, f"{key}.workers", "an integer in [0, 256]", self.workers)
+        _check(self.max_pixels >= 1, f"{key}.max_pixels", "an integer >= 1", self.max_pixels)
+
+
+# --------------------------------------------------------------------------- all params
+
+
+@dataclass(frozen=True)
+class Params:
+    lr: float = 2e-4  # base learning rate of the GAN stages (`dvc exp run -S lr=...`)
+    seed: int = 0
+    source: SourceConfig = field(default_factory=SourceConfig)
+    metadata: MetadataConfig = field(default_factory=MetadataConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
+    images: ImagesConfig = field(default_factory=ImagesConfig)
+
+    def validate(self, key: str = "") -> None:
+        _check(0 < self.lr < 1, "lr", "a number in (0, 1)", self.lr)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    """Read and validate params.yaml; raise ParamsError naming the bad key."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: params file not found (run from the project root)")
+    from ruamel.yaml import YAML, YAMLError
+
+    try:
+        data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    except YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    return params_from_dict(data, source=str(path))
+
+
+def params_from_dict(data: Any, source: str = "params") -> Params:
+    if not isinstance(data, dict):
+        raise ParamsError(f"{source}: expected a mapping at the top level")
+    return build(Params, data, "")
+
+
+def build(cls: type, data: Any, key: str) -> Any:
+    """Build dataclass `cls` from a mapping, checking keys and types recursively."""
+    where = key or "top level"
+    if not isinstance(data, dict):
+        raise ParamsError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        dotted = ", ".join(_join(key, u) for u in unknown)
+        raise ParamsError(f"unknown params key {dotted}; allowed keys here: {', '.join(fields)}")
+    values = {}
+    for name, value in data.items():
+        values[name] = _coerce(hints[name], value, _join(key, name))
+    obj = cls(**values)
+    obj.validate(key) if key else obj.validate()
+    # nested configs validate themselves through the recursion above
+    return obj
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value if value is not None else {}, key)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ParamsError(f"{key} = {value!r}: allowed values are {', '.join(map(str, allowed))}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(args[0], value, key)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise ParamsError(f"{key} = {value!r}: expected a list")
+        return [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"{key} = {value!r}: expected true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"{key} = {value!r}: expected an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool):
+            raise ParamsError(f"{key} = {value!r}: expected a number")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ParamsError(f"{key} = {value!r}: expected a number")
+    if tp is str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise ParamsError(f"{key} = {value!r}: expected a string")
+        return value
+    raise AssertionError(f"unsupported config type {tp!r} for {key}")
+
+
+def _check(ok: bool, key: str, allowed: str, value: Any) -> None:
+    if not ok:
+        raise ParamsError(f"{key} = {value!r}: must be {allowed}")
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _redact(url: str) -> str:
+    """Hide user:password@ in URLs before they reach a message or a log."""
+    return re.sub(r"(?<=://)[^/@\s]*@", "***@", url)
+
+
+def redact_url(url: str) -> str:
+    return _redact(url)

@@ -1,0 +1,32 @@
+"""Stage `images`: fetch, decode and resize the selected posts into packed shards."""
+
+import argparse
+
+import pyarrow.parquet as pq
+
+from pipeline.config import load_params
+from pipeline.files import write_json
+from pipeline.prepare import prepare_images
+from pipeline.sources import image_root
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--source", required=True, help="the source stage's output folder")
+    ap.add_argument("--selected", required=True, help="the select stage's Parquet table")
+    ap.add_argument("--out", required=True, help="output folder of packed shards")
+    ap.add_argument("--metrics", required=True, help="metrics JSON to write")
+    ap.add_argument("--work", default="data/cache/images-work",
+                    help="scratch folder of finished shards, kept across kills (default: %(default)s)")
+    ap.add_argument("--cache", default="data/cache/downloads",
+                    help="download cache for HTTP/API sources (default: %(default)s)")
+    args = ap.parse_args()
+    params = load_params()
+    selected = pq.read_table(args.selected)
+    stats = prepare_images(selected, params.source, params.images, image_root(params.source, args.source),
+                           args.out, args.work, args.cache)
+    write_json(args.metrics, {"images": stats})
+
+
+if __name__ == "__main__":
+    main()

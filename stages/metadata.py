@@ -1,0 +1,25 @@
+"""Stage `metadata`: Danbooru2020 metadata shards -> one typed Parquet table."""
+
+import argparse
+
+from pipeline.config import load_params
+from pipeline.files import write_json
+from pipeline.metadata import build_metadata_table, discover_metadata_files
+from pipeline.sources import metadata_dir
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--source", required=True, help="the source stage's output folder")
+    ap.add_argument("--out", required=True, help="Parquet file to write")
+    ap.add_argument("--metrics", required=True, help="metrics JSON to write")
+    args = ap.parse_args()
+    params = load_params()
+    files = discover_metadata_files(metadata_dir(params.source, args.source), params.source.metadata_files)
+    stats = build_metadata_table(files, args.out, block_mb=params.metadata.block_mb,
+                                 buckets=params.metadata.dedupe_buckets)
+    write_json(args.metrics, {"metadata": stats.as_metrics()})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""params.yaml validation: every mistake is stopped with the key's name, before any work."""
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import ParamsError, Params, load_params, params_from_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_params_load_with_expected_types():
+    p = load_params(ROOT / "params.yaml")
+    assert isinstance(p, Params)
+    assert p.lr == pytest.approx(2e-4) and isinstance(p.lr, float)
+    assert p.source.kind == "synthetic"
+    assert "monochrome" in p.select.scan.include_any
+    assert "monochrome" in p.select.color.exclude
+    assert "partially_monochrome" not in p.select.scan.include_any
+
+
+@pytest.mark.parametrize(
+    "data, key_in_message",
+    [
+        ({"lrr": 0.1}, "lrr"),
+        ({"source": {"kind": "ftp"}}, "source.kind"),
+        ({"source": {"synthetic": {"n_color": "many"}}}, "source.synthetic.n_color"),
+        ({"source": {"synthetic": {"n_colour": 3}}}, "source.synthetic.n_colour"),
+        ({"images": {"size": 4}}, "images.size"),
+        ({"images": {"size": 64.5}}, "images.size"),
+        ({"images": {"fit": "stretch"}}, "images.fit"),
+        ({"select": {"holdout_fraction": 1.5}}, "select.holdout_fraction"),
+        ({"select": {"ratings": ["x"]}}, "select.ratings"),
+        ({"select": {"scan": {"include_any": ["two words"]}}}, "select.scan.include_any"),
+        ({"select": {"drop_deleted": "yes"}}, "select.drop_deleted"),
+        ({"source": {"kind": "http", "url": "ftp://mirror/"}}, "source.url"),
+        ({"source": {"kind": "local", "root": ""}}, "source.root"),
+        ({"source": {"metadata_files": ["../etc/passwd"]}}, "source.metadata_files"),
+        ({"lr": 5}, "lr"),
+        ({"lr": "fast"}, "lr"),
+    ],
+)
+def test_bad_values_name_the_key(data, key_in_message):
+    with pytest.raises(ParamsError) as err:
+        params_from_dict(data)
+    assert key_in_message in str(err.value)
+
+
+def test_float_strings_from_dvc_exp_are_coerced():
+    # `dvc exp run -S lr=2e-4` can land as a string under YAML 1.1 rules
+    assert params_from_dict({"lr": "2e-4"}).lr == pytest.approx(2e-4)
+    assert isinstance(params_from_dict({"select": {"min_aspect": 1}}).select.min_aspect, float)
+
+
+def test_url_credentials_are_redacted_in_errors():
+    with pytest.raises(ParamsError) as err:
+        params_from_dict({"source": {"kind": "http", "url": "ftp://alice:hunter2@host/x"}})
+    assert "hunter2" not in str(err.value)
+
+
+def test_yaml_scientific_notation(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text("lr: 1e-05\nimages:\n  size: 32\n")
+    p = load_params(f)
+    assert p.lr == pytest.approx(1e-5)
+    assert p.images.size == 32
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(FileNotFoundError, match="params file not found"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lr: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)
