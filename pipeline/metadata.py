@@ -503,20 +503,27 @@ def filter_metadata(
 ) -> tuple[ParseStats, Counter]:
     """Metadata shards -> the selected posts, in one pass (`onepunch metadata --select`).
 
-    Parses only the fields the tag filter and the dedupe read, so it is several times
-    faster than building the full table and selecting from it; same selection result.
+    Parses only the fields the tag filter and the dedupe read and classifies each block
+    before bucketing, so buckets carry ~60 bytes a post instead of its tags. Same result
+    as build_metadata_table + select_posts (tested), about twice as fast.
     """
     from pipeline.files import write_parquet
-    from pipeline.select import finish_selection, filter_posts
+    from pipeline.select import classify_posts, finish_selection, keep_selected
 
     stats = ParseStats(files=[p.name for p in paths])
     counts: Counter = Counter()
     parts = []
-    k = max(1, _bucket_count(paths, buckets) // 8)  # rows are ~10x smaller than full ones
-    with _bucketed(paths, Path(out_path).parent, block_mb, k, SELECT_RAW_SCHEMA, stats, progress) as tables:
+
+    def classify(table: pa.Table) -> pa.Table:
+        small = classify_posts(table, select_cfg)
+        return small.append_column("updated_at", table.column("updated_at"))
+
+    k = max(1, _bucket_count(paths, buckets) // 16)  # rows are ~1/30 of the JSON's size
+    with _bucketed(paths, Path(out_path).parent, block_mb, k, SELECT_RAW_SCHEMA, stats, progress,
+                   transform=classify) as tables:
         for table in tables:
             stats.rows_out += table.num_rows
-            parts.append(filter_posts(table, select_cfg, counts))
+            parts.append(keep_selected(table.drop_columns(["updated_at"]), counts))
     selected = finish_selection(parts, select_cfg, counts)
     write_parquet(out_path, selected)
     return stats, counts
@@ -524,7 +531,7 @@ def filter_metadata(
 
 @contextmanager
 def _bucketed(paths, tmp_parent: Path, block_mb: int, k: int, schema: pa.Schema, stats: ParseStats,
-              progress: bool) -> Iterator[Iterator[pa.Table]]:
+              progress: bool, transform=None) -> Iterator[Iterator[pa.Table]]:
     """Pass 1: parse + normalise blocks into `id % k` IPC buckets in a temp folder.
     Yields an iterator over the deduplicated buckets (pass 2), one in memory at a time."""
     tmp_parent.mkdir(parents=True, exist_ok=True)
@@ -539,6 +546,8 @@ def _bucketed(paths, tmp_parent: Path, block_mb: int, k: int, schema: pa.Schema,
                 for _name, stream in iter_metadata_streams(path):
                     for block in iter_blocks(stream, block_mb << 20):
                         table = normalize(parse_block(block, stats, schema), stats)
+                        if transform is not None:
+                            table = transform(table)
                         n = table.num_rows
                         table = table.append_column("_seq", pa.array(np.arange(seq, seq + n, dtype=np.int64)))
                         seq += n
@@ -625,17 +634,20 @@ class _Progress:
         from tqdm import tqdm
 
         self.bar = tqdm(total=total, desc=desc, unit="B", unit_scale=True, mininterval=1.0)
-        self.done = 0
+        self.done = 0  # bytes of finished files
+
+    def _move_to(self, position: int) -> None:
+        position = min(position, self.bar.total)
+        if position > self.bar.n:
+            self.bar.update(position - self.bar.n)  # tqdm throttles redraws itself
 
     def update_to(self, pos: int | None) -> None:
         if pos is not None:
-            self.bar.n = min(self.done + pos, self.bar.total)
-            self.bar.refresh()
+            self._move_to(self.done + pos)
 
     def file_done(self, size: int) -> None:
         self.done += size
-        self.bar.n = self.done
-        self.bar.refresh()
+        self._move_to(self.done)
 
     def close(self) -> None:
         self.bar.close()

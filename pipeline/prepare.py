@@ -89,10 +89,8 @@ def plan_units(selected: pa.Table, cfg: ImagesConfig, with_groundtruth: bool) ->
 def fingerprint(units: list[Unit], source: SourceConfig, images: ImagesConfig) -> str:
     """Changes whenever anything that shapes the output changes."""
     h = hashlib.sha256()
-    h.update(json.dumps({"images": asdict(images) | {"workers": 0},
-                         "source": {"kind": source.kind, "root": str(Path(source.root or ".").resolve()),
-                                    "url": source.url,
-                                    "variant": source.image_variant}},
+    src = asdict(source) | {"root": str(Path(source.root or ".").resolve()), "http": None}
+    h.update(json.dumps({"images": asdict(images) | {"workers": 0}, "source": src},
                         sort_keys=True).encode())
     for u in units:
         h.update(u.name.encode())

@@ -70,18 +70,14 @@ def split_hash(ids: np.ndarray, seed: int) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
-def filter_posts(table: pa.Table, cfg: SelectConfig, counts: Counter | None = None) -> pa.Table:
-    """Metadata rows -> selected rows (OUT_SCHEMA); rejections are added to `counts`."""
-    counts = counts if counts is not None else Counter()
+def classify_posts(table: pa.Table, cfg: SelectConfig) -> pa.Table:
+    """Every metadata row -> OUT_SCHEMA columns plus `reason`: the index into
+    REJECT_REASONS of the first rule it fails, or -1 when it is selected."""
     n = table.num_rows
-    counts["posts"] += n
-    alive = np.ones(n, dtype=bool)
+    reason = np.full(n, -1, dtype=np.int8)
 
-    def reject(mask: np.ndarray, reason: str) -> None:
-        nonlocal alive
-        hit = alive & mask
-        counts[f"rejected_{reason}"] += int(hit.sum())
-        alive &= ~mask
+    def reject(mask: np.ndarray, name: str) -> None:
+        reason[(reason < 0) & mask] = REJECT_REASONS.index(name)
 
     def col(name: str) -> pa.Array:
         c = table.column(name)
@@ -108,21 +104,34 @@ def filter_posts(table: pa.Table, cfg: SelectConfig, counts: Counter | None = No
     reject(scan & color, "both_domains")
     reject(~scan & ~color, "no_domain")
 
-    domain = np.where(scan, "scan", "color")
     ids = col("id").to_numpy()
     split = np.where(split_hash(ids, cfg.split_seed) < cfg.holdout_fraction, "holdout", "train")
-    keep = pa.array(alive)
     out = pa.table({
         "id": col("id"),
-        "domain": pa.array(domain, pa.string()),
+        "domain": pa.array(np.where(scan, "scan", "color"), pa.string()),
         "split": pa.array(split, pa.string()),
         "file_ext": col("file_ext"),
         "image_width": pc.cast(col("image_width"), pa.int32()),
         "image_height": pc.cast(col("image_height"), pa.int32()),
         "rating": col("rating"),
         "file_url": col("file_url") if "file_url" in table.column_names else pa.nulls(n, pa.string()),
-    }, schema=OUT_SCHEMA).filter(keep)
-    return out
+    }, schema=OUT_SCHEMA)
+    return out.append_column("reason", pa.array(reason))
+
+
+def keep_selected(classified: pa.Table, counts: Counter) -> pa.Table:
+    """Count rows per rejection reason; return the selected rows (OUT_SCHEMA)."""
+    reason = classified.column("reason").to_numpy()
+    counts["posts"] += len(reason)
+    per_reason = np.bincount(reason[reason >= 0], minlength=len(REJECT_REASONS))
+    for name, k in zip(REJECT_REASONS, per_reason):
+        counts[f"rejected_{name}"] += int(k)
+    return classified.filter(pa.array(reason < 0)).drop_columns(["reason"])
+
+
+def filter_posts(table: pa.Table, cfg: SelectConfig, counts: Counter | None = None) -> pa.Table:
+    """Metadata rows -> selected rows (OUT_SCHEMA); rejections are added to `counts`."""
+    return keep_selected(classify_posts(table, cfg), counts if counts is not None else Counter())
 
 
 def iter_metadata_batches(path: Path, batch_rows: int = 65536) -> Iterator[pa.Table]:

@@ -41,7 +41,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw
@@ -103,21 +103,16 @@ class Scene:
         return (["screentone"] if "dots" in tones else []) + \
             (["hatching_(texture)"] if tones & {"hatch", "crosshatch"} else [])
 
-    @property
-    def scale(self) -> float:
-        return float(max(self.width, self.height))
 
-
-def _chaikin(points: np.ndarray, iters: int, closed: bool = True) -> np.ndarray:
-    """Corner cutting: a smooth, bezier-like curve through a control polygon."""
+def _chaikin(points: np.ndarray, iters: int) -> np.ndarray:
+    """Corner cutting: a smooth, bezier-like closed curve around a control polygon."""
     p = np.asarray(points, dtype=np.float64)
     for _ in range(iters):
-        q = np.roll(p, -1, axis=0) if closed else p[1:]
-        a = p if closed else p[:-1]
-        cut = np.empty((2 * len(a), 2))
-        cut[0::2] = 0.75 * a + 0.25 * q
-        cut[1::2] = 0.25 * a + 0.75 * q
-        p = cut if closed else np.vstack([p[:1], cut, p[-1:]])
+        q = np.roll(p, -1, axis=0)
+        cut = np.empty((2 * len(p), 2))
+        cut[0::2] = 0.75 * p + 0.25 * q
+        cut[1::2] = 0.25 * p + 0.75 * q
+        p = cut
     return p
 
 
@@ -453,12 +448,12 @@ def _draw_outline(draw: ImageDraw.ImageDraw, pts: np.ndarray, width: float, fill
     draw.line(_xy(ring), fill=fill, width=w, joint="curve")
 
 
-def _box(pts: np.ndarray, size: tuple[int, int], margin: float) -> tuple[int, int, int, int] | None:
-    """Integer bounding box of a polygon (plus margin), clipped to the image; None if outside."""
-    x0 = max(0, int(math.floor(pts[:, 0].min() - margin)))
-    y0 = max(0, int(math.floor(pts[:, 1].min() - margin)))
-    x1 = min(size[0], int(math.ceil(pts[:, 0].max() + margin)) + 1)
-    y1 = min(size[1], int(math.ceil(pts[:, 1].max() + margin)) + 1)
+def _box(pts: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """Integer bounding box of a polygon, clipped to the image; None if outside it."""
+    x0 = max(0, int(math.floor(pts[:, 0].min())))
+    y0 = max(0, int(math.floor(pts[:, 1].min())))
+    x1 = min(size[0], int(math.ceil(pts[:, 0].max())) + 1)
+    y1 = min(size[1], int(math.ceil(pts[:, 1].max())) + 1)
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
@@ -497,7 +492,7 @@ def render_scan(scene: Scene, size: tuple[int, int] | None = None) -> Image.Imag
             draw.polygon(_xy(pts), fill=0)
         else:
             draw.polygon(_xy(pts), fill=255)
-            if region.tone != "none" and (box := _box(pts, size, 0)) is not None:
+            if region.tone != "none" and (box := _box(pts, size)) is not None:
                 ink = _tone_pattern(region.tone, box, period, scene.tone_angle)
                 ink &= np.asarray(_mask(pts, box)) > 0
                 img.paste(0, box, Image.fromarray(ink.astype(np.uint8) * 255))
@@ -619,7 +614,7 @@ def render_color(scene: Scene, size: tuple[int, int] | None, rng: np.random.Gene
             base = base * 0.85  # toned areas were darker ones
         fill = _rgb(base)
         draw.polygon(_xy(pts), fill=fill)
-        box = _box(pts, size, 0)
+        box = _box(pts, size)
         extent = float(np.ptp(pts, axis=0).max())
         if box is not None and region.material not in _FLAT_MATERIALS and extent >= 6:
             region_mask = _mask(pts, box)
@@ -1147,7 +1142,12 @@ def build_metadata(cfg: SyntheticConfig, plans: list[PostPlan],
     for shard, post in zip(home.tolist(), posts):
         lines.append((shard, _line(post)))
     n_dup = round(cfg.duplicate_fraction * len(posts))
-    for i in sorted(rng.choice(len(posts), size=n_dup, replace=False).tolist()):
+    chosen = rng.choice(len(posts), size=n_dup, replace=False).tolist()
+    deleted = [i for i, p in enumerate(plans) if p.kind == "deleted"]
+    if chosen and deleted and not set(chosen) & set(deleted):
+        # make sure one post was deleted after its older snapshot: deduping must keep the newest
+        chosen[0] = int(rng.choice(deleted))
+    for i in sorted(chosen):
         other = (home[i] + 1 + rng.integers(len(shards) - 1)) % len(shards) if len(shards) > 1 else 0
         lines.append((int(other), _line(older_snapshot(rng, posts[i]))))
     n_bad = int(rng.integers(1, 4)) if posts else 0
