@@ -152,5 +152,42 @@ def prepare_image_cmd(
     typer.echo(f"wrote {out} ({size}x{size})")
 
 
+@app.command()
+def scan(
+    images: Annotated[list[Path], typer.Argument(help="colored images (any size or mode: RGBA, palette, greyscale...)")],
+    model: Annotated[Path, typer.Option(help="scan generator from `dvc repro` or `dvc pull`")] = Path(
+        "models/scan_generator.pt"),
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-o",
+                                                    help="folder for NAME.scan.png (default: next to each input)")] = None,
+    work_size: Annotated[Optional[int], typer.Option(
+        help="long side the network works at (default: the size it was trained at)")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+) -> None:
+    """Turn colored images into line-art scans with the trained scan generator.
+
+    Each output has its input's exact size. Unreadable files are reported by name and
+    skipped; the exit code is 1 if any file failed.
+    """
+    from pipeline.inference import scan_files
+
+    if device not in ("auto", "cpu", "cuda"):
+        _fail(f"--device {device!r}: allowed values are auto, cpu, cuda")
+    if work_size is not None and not 8 <= work_size <= 8192:
+        _fail(f"--work-size {work_size}: must be between 8 and 8192")
+    try:
+        results = scan_files(images, model, out_dir, work_size, device)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    failed = [r for r in results if r.error]
+    for r in results:
+        if r.error:
+            typer.secho(f"{r.source}: {r.error}", fg=typer.colors.RED, err=True)
+        else:
+            typer.echo(f"{r.source} -> {r.output}")
+    typer.echo(f"{len(results) - len(failed)} written, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(code=1)
+
+
 if __name__ == "__main__":
     app()

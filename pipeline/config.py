@@ -203,6 +203,61 @@ class ImagesConfig:
         _check(self.max_pixels >= 1, f"{key}.max_pixels", "an integer >= 1", self.max_pixels)
 
 
+# --------------------------------------------------------------------------- training
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class CycleGANConfig:
+    """The scan generator: CycleGAN with deliberately weak generators (params: cyclegan.*)."""
+
+    steps: int = 1500
+    batch_size: int = 8
+    generator_width: int = 8  # channels after the stem; doubles per downsampling
+    n_down: int = 2
+    n_res: int = 2
+    disc_width: int = 16
+    disc_attention: bool = True
+    groups: int = 8  # GroupNorm groups
+    generator_skip: bool = True  # generators learn a residual over greyscale / repeated scan
+    lambda_cycle: float = 10.0  # λ, each way
+    lambda_identity: float = 0.5  # × λ
+    # σ of Gaussian noise on G_scan's output before G_color reconstructs the color image:
+    # without it G_scan hides the colors in faint high-frequency patterns (the cycle
+    # "steganography" of Chu et al. 2017) instead of drawing clean line art
+    cycle_noise: float = 0.6
+    pool_size: int = 50
+    beta1: float = 0.5
+    beta2: float = 0.999
+    decay_start: float = 0.5  # fraction of steps before the linear lr decay starts
+    flip: bool = True
+    rotate_deg: float = 5.0
+    shift: float = 0.06
+    log_every: int = 10
+    sample_every: int = 250
+    checkpoint_every: int = 100
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    eval_batch: int = 64
+
+    def validate(self, key: str) -> None:
+        for name in ("steps", "batch_size", "generator_width", "disc_width", "groups", "eval_batch",
+                     "log_every", "sample_every", "checkpoint_every"):
+            _check(getattr(self, name) >= 1, f"{key}.{name}", "an integer >= 1", getattr(self, name))
+        _check(0 <= self.n_down <= 5, f"{key}.n_down", "an integer in [0, 5]", self.n_down)
+        _check(0 <= self.n_res <= 32, f"{key}.n_res", "an integer in [0, 32]", self.n_res)
+        for name in ("lambda_cycle", "lambda_identity"):
+            _check(getattr(self, name) >= 0, f"{key}.{name}", "a number >= 0", getattr(self, name))
+        _check(0 <= self.cycle_noise <= 2, f"{key}.cycle_noise", "a number in [0, 2]", self.cycle_noise)
+        _check(0 <= self.pool_size <= 1000, f"{key}.pool_size", "an integer in [0, 1000]", self.pool_size)
+        _check(0 <= self.beta1 < 1, f"{key}.beta1", "a number in [0, 1)", self.beta1)
+        _check(0 <= self.beta2 < 1, f"{key}.beta2", "a number in [0, 1)", self.beta2)
+        _check(0 <= self.decay_start <= 1, f"{key}.decay_start", "a number in [0, 1]", self.decay_start)
+        _check(0 <= self.rotate_deg <= 45, f"{key}.rotate_deg", "a number in [0, 45]", self.rotate_deg)
+        _check(0 <= self.shift <= 0.5, f"{key}.shift", "a number in [0, 0.5]", self.shift)
+
+
 # --------------------------------------------------------------------------- all params
 
 
@@ -214,6 +269,7 @@ class Params:
     metadata: MetadataConfig = field(default_factory=MetadataConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
+    cyclegan: CycleGANConfig = field(default_factory=CycleGANConfig)
 
     def validate(self, key: str = "") -> None:
         _check(0 < self.lr < 1, "lr", "a number in (0, 1)", self.lr)

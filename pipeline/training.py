@@ -50,6 +50,11 @@ class Runtime:
     world_size: int = 1
     local_rank: int = 0
     amp_dtype: torch.dtype | None = None  # bf16 on CUDA; None: full fp32
+    channels_last: bool = True  # NHWC activations: the fast conv layout for oneDNN and cuDNN
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
 
     @property
     def is_main(self) -> bool:
@@ -94,16 +99,9 @@ def teardown_runtime(rt: Runtime) -> None:
         dist.destroy_process_group()
 
 
-def place_module(module: nn.Module, rt: Runtime, channels_last: bool = True) -> nn.Module:
-    """Move to the device (channels_last: the fast conv layout on CPU oneDNN and CUDA);
-    wrap in DDP under torchrun."""
-    module = module.to(rt.device)
-    if channels_last:
-        module = module.to(memory_format=torch.channels_last)
-    if rt.distributed:
-        module = nn.parallel.DistributedDataParallel(
-            module, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None)
-    return module
+def place_module(module: nn.Module, rt: Runtime) -> nn.Module:
+    """Move to the device in the runtime's memory format."""
+    return module.to(rt.device).to(memory_format=rt.memory_format)
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -157,10 +155,11 @@ class BatchSampler:
         self.generator.set_state(state["generator"])
 
 
-def to_model_input(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (B, H, W, C) -> float (B, C, H, W) in [-1, 1], channels_last on `device`."""
+def to_model_input(batch: torch.Tensor, device: torch.device,
+                   memory_format: torch.memory_format = torch.channels_last) -> torch.Tensor:
+    """uint8 (B, H, W, C) -> float (B, C, H, W) in [-1, 1] on `device`."""
     x = batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
-    return (x / 127.5 - 1.0).contiguous(memory_format=torch.channels_last)
+    return (x / 127.5 - 1.0).contiguous(memory_format=memory_format)
 
 
 def to_uint8_image(x: torch.Tensor) -> torch.Tensor:

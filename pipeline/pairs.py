@@ -1,0 +1,65 @@
+"""The paired dataset: the scan generator over every colored image -> (scangen(color), color).
+
+Output folder: `scangen-{split}-{k}.npy` (uint8 (N, S, S, 1)) row-aligned with the images
+stage's `color-{split}-{k}.npy`, so a pair is (shard k row i, shard k row i) and the
+colored images are not copied. Geometric augmentation of a pair happens at training time,
+on the channel-concatenated pair, so both members always move together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.training import setup_runtime, teardown_runtime
+
+
+def make_pairs(model_path: Path, prepared: Path, out_dir: Path, batch: int = 64, device: str = "auto",
+               progress: bool = True) -> dict:
+    import shutil
+
+    from pipeline.scangen import generate_scans, load_scan_generator
+
+    t0 = time.perf_counter()
+    rt = setup_runtime(device)
+    try:
+        model = load_scan_generator(model_path, rt.device)
+        tmp = out_dir.with_name(out_dir.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        counts: dict[str, int] = {}
+        shards = sorted(p for p in prepared.glob("color-*-[0-9]*.npy") if len(p.stem.split("-")) == 3)
+        if not shards:
+            raise FileNotFoundError(f"{prepared}: no color shards (run the images stage first)")
+        for shard in shards:
+            _, split, k = shard.stem.split("-")
+            color = np.load(shard, mmap_mode="r")
+            scans = generate_scans(model, color, rt, batch, progress=progress)
+            np.save(tmp / f"scangen-{split}-{k}.npy", scans)
+            counts[split] = counts.get(split, 0) + len(scans)
+        (tmp / "pairs.json").write_text(json.dumps({"model": str(model_path), "pairs": counts}, indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+        return {f"{k}_pairs": v for k, v in sorted(counts.items())} | {
+            "seconds": round(time.perf_counter() - t0, 2)}
+    finally:
+        teardown_runtime(rt)
+
+
+def load_pairs(prepared: Path, pairs: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(generated scans (N,S,S,1), colored images (N,S,S,3)) for one split, row-aligned."""
+    scans, colors = [], []
+    for shard in sorted(pairs.glob(f"scangen-{split}-[0-9]*.npy")):
+        k = shard.stem.split("-")[-1]
+        scans.append(np.load(shard))
+        colors.append(np.load(prepared / f"color-{split}-{k}.npy"))
+    if not scans:
+        raise FileNotFoundError(f"{pairs}: no {split} pairs (run the make_pairs stage)")
+    s, c = np.concatenate(scans), np.concatenate(colors)
+    assert len(s) == len(c), "pair shards out of step with the color shards"
+    return s, c
