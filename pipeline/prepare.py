@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 
 from pipeline.config import ImagesConfig, SourceConfig
 from pipeline.danbooru import UnsafePathError, image_relpath, safe_join
+from pipeline.files import open_atomic
 
 CHANNELS = {"scan": 1, "color": 3}
 INDEX_SCHEMA = pa.schema([("id", pa.int64()), ("domain", pa.string()), ("split", pa.string()),
@@ -228,21 +229,13 @@ def gt_name(unit_name: str) -> str:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with open_atomic(path) as f:
         np.save(f, array)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with open_atomic(path) as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- the stage

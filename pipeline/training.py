@@ -35,6 +35,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from pipeline.files import open_atomic
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint file exists but cannot be used."""
@@ -237,13 +239,8 @@ class Checkpointer:
     def save(self, state: dict) -> None:
         if not self.enabled:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as f:
+        with open_atomic(self.path) as f:
             torch.save({**state, "fingerprint": self.fingerprint}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
 
     def clear(self) -> None:
         if self.enabled:
@@ -252,14 +249,8 @@ class Checkpointer:
 
 def save_atomic(obj: Any, path: str | Path) -> None:
     """torch.save via temp file + rename: a published model is never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with open_atomic(path) as f:
         torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- state
