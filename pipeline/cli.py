@@ -189,5 +189,47 @@ def scan(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def colorize(
+    images: Annotated[list[Path], typer.Argument(help="line-art scans or colored pages, any size or mode")],
+    model: Annotated[Path, typer.Option(help="colorizer from `dvc repro` or `dvc pull`")] = Path("models/colorizer.pt"),
+    scan_model: Annotated[Path, typer.Option(help="scan generator, for colored inputs")] = Path(
+        "models/scan_generator.pt"),
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-o",
+                                                    help="folder for NAME.color.png (default: next to each input)")] = None,
+    treat_as: Annotated[str, typer.Option(help="auto (detect), scan or color")] = "auto",
+    work_size: Annotated[Optional[int], typer.Option(
+        help="long side the network works at (default: the size it was trained at)")] = None,
+    max_pixels: Annotated[int, typer.Option(help="refuse images with more pixels than this")] = 200_000_000,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+) -> None:
+    """Colorize line art or manga pages. Colored inputs are first turned into scans.
+
+    Each output has its input's exact size and aspect. Unreadable or too-large files are
+    reported by name and skipped; the exit code is 1 if any file failed.
+    """
+    from pipeline.inference import colorize_files
+
+    if device not in ("auto", "cpu", "cuda"):
+        _fail(f"--device {device!r}: allowed values are auto, cpu, cuda")
+    if treat_as not in ("auto", "scan", "color"):
+        _fail(f"--treat-as {treat_as!r}: allowed values are auto, scan, color")
+    if work_size is not None and not 8 <= work_size <= 8192:
+        _fail(f"--work-size {work_size}: must be between 8 and 8192")
+    try:
+        results = colorize_files(images, model, scan_model, out_dir, work_size, device, treat_as, max_pixels)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    failed = [r for r in results if r.error]
+    for r in results:
+        if r.error:
+            typer.secho(f"{r.source}: {r.error}", fg=typer.colors.RED, err=True)
+        else:
+            typer.echo(f"{r.source} -> {r.output}")
+    typer.echo(f"{len(results) - len(failed)} written, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(code=1)
+
+
 if __name__ == "__main__":
     app()

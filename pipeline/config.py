@@ -258,6 +258,58 @@ class CycleGANConfig:
         _check(0 <= self.shift <= 0.5, f"{key}.shift", "a number in [0, 0.5]", self.shift)
 
 
+@dataclass(frozen=True)
+class ColorizerConfig:
+    """The colorizer: attention U-Net cGAN on (scan, color) pairs (params: colorizer.*)."""
+
+    steps: int = 1200
+    batch_size: int = 8
+    width: int = 16
+    mults: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    n_attention: int = 3
+    groups: int = 8
+    input_skip: bool = True
+    disc_width: int = 16
+    disc_attention: bool = True
+    conditional: bool = True  # D sees (scan, color); false: color only, as in the original
+    lambda_l1: float = 100.0
+    g_lr_mult: float = 1.0  # generator lr = lr * g_lr_mult
+    d_lr_mult: float = 1.0  # discriminator lr = lr * d_lr_mult
+    beta1: float = 0.5
+    beta2: float = 0.999
+    decay_start: float = 0.5
+    # progressive resolution: train at these sizes in equal shares of the steps (the last
+    # must be the prepared image size); empty: the prepared size throughout
+    progressive_sizes: list[int] = field(default_factory=list)
+    flip: bool = True
+    rotate_deg: float = 5.0
+    shift: float = 0.06
+    log_every: int = 10
+    sample_every: int = 250
+    checkpoint_every: int = 100
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    eval_batch: int = 64
+
+    def validate(self, key: str) -> None:
+        for name in ("steps", "batch_size", "width", "groups", "disc_width", "eval_batch", "log_every",
+                     "sample_every", "checkpoint_every"):
+            _check(getattr(self, name) >= 1, f"{key}.{name}", "an integer >= 1", getattr(self, name))
+        _check(1 <= len(self.mults) <= 7 and all(m >= 1 for m in self.mults), f"{key}.mults",
+               "1 to 7 integers >= 1", self.mults)
+        _check(0 <= self.n_attention <= 2 * len(self.mults), f"{key}.n_attention",
+               "an integer in [0, 2 * len(mults)]", self.n_attention)
+        for name in ("lambda_l1", "g_lr_mult", "d_lr_mult"):
+            _check(getattr(self, name) >= 0, f"{key}.{name}", "a number >= 0", getattr(self, name))
+        _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, f"{key}.beta1", "betas in [0, 1)", self.beta1)
+        _check(0 <= self.decay_start <= 1, f"{key}.decay_start", "a number in [0, 1]", self.decay_start)
+        _check(all(8 <= s <= 4096 for s in self.progressive_sizes), f"{key}.progressive_sizes",
+               "sizes in [8, 4096]", self.progressive_sizes)
+        _check(list(self.progressive_sizes) == sorted(self.progressive_sizes), f"{key}.progressive_sizes",
+               "increasing sizes, e.g. [64, 128, 256]", self.progressive_sizes)
+        _check(0 <= self.rotate_deg <= 45, f"{key}.rotate_deg", "a number in [0, 45]", self.rotate_deg)
+        _check(0 <= self.shift <= 0.5, f"{key}.shift", "a number in [0, 0.5]", self.shift)
+
+
 # --------------------------------------------------------------------------- all params
 
 
@@ -270,6 +322,7 @@ class Params:
     select: SelectConfig = field(default_factory=SelectConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
     cyclegan: CycleGANConfig = field(default_factory=CycleGANConfig)
+    colorizer: ColorizerConfig = field(default_factory=ColorizerConfig)
 
     def validate(self, key: str = "") -> None:
         _check(0 < self.lr < 1, "lr", "a number in (0, 1)", self.lr)

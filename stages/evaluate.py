@@ -1,0 +1,37 @@
+"""Stage `evaluate`: holdout metrics of the scan generator and both colorizers, and the
+evaluation grid (true scan | scan approximation | colorization | greyscale-trained
+colorization | ground truth)."""
+
+import argparse
+from pathlib import Path
+
+from pipeline.config import load_params
+from pipeline.files import write_json
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--prepared", required=True, help="the images stage's output folder")
+    ap.add_argument("--scan-model", required=True, help="models/scan_generator.pt")
+    ap.add_argument("--colorizer", required=True, help="colorizer trained on generated scans")
+    ap.add_argument("--greyscale-colorizer", required=True, help="colorizer trained on greyscale(color)")
+    ap.add_argument("--metrics", required=True, help="metrics JSON to write")
+    ap.add_argument("--grid", required=True, help="evaluation grid PNG to write")
+    args = ap.parse_args()
+    params = load_params()
+
+    from pipeline.evaluate import evaluate, evaluation_grid
+
+    metrics, shown = evaluate(Path(args.prepared), Path(args.scan_model),
+                              {"scangen": Path(args.colorizer), "greyscale": Path(args.greyscale_colorizer)},
+                              device=params.colorizer.device, batch=params.colorizer.eval_batch)
+    grid = Path(args.grid)
+    grid.parent.mkdir(parents=True, exist_ok=True)
+    tmp = grid.with_name(grid.name + ".tmp.png")
+    evaluation_grid(shown).save(tmp)
+    tmp.replace(grid)
+    write_json(args.metrics, {"eval": metrics})
+
+
+if __name__ == "__main__":
+    main()
