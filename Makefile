@@ -28,6 +28,9 @@ test: setup
 bench: setup
 	python benchmarks/bench_metadata.py
 	python benchmarks/bench_images.py
+	python benchmarks/bench_train.py --model cyclegan
+	python benchmarks/bench_train.py --model colorizer
+	python benchmarks/bench_colorize.py
 
 clean-venv:
 	rm -rf $(VENV)

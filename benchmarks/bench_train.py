@@ -1,8 +1,9 @@
-"""Benchmark: one CycleGAN training step (both generator and discriminator updates).
+"""Benchmark: one GAN training step (both generator and discriminator updates) of the
+CycleGAN scan generator (--model cyclegan) or the attention U-Net colorizer (--model colorizer).
 
 Measures, in one run on this machine:
   - matmul GFLOP/s: a square fp32 `torch.mm` (the machine's practical peak for dense math);
-  - the project's CycleGAN step at --size px, batch --batch, with the params.yaml
+  - the project's training step at --size px, batch --batch, with the params.yaml
     architecture: images/s and achieved GFLOP/s (FLOPs of forward + backward counted by
     torch.utils.flop_counter on one step), as a fraction of the matmul figure;
   - the optimised path (channels_last, plus bf16 autocast on CUDA) against the plain path
@@ -50,18 +51,24 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def step_runner(cfg, size: int, batch: int, rt):
-    """A closure doing one CycleGAN step (G and D updates) on random uint8 data."""
+def step_runner(model: str, params, size: int, batch: int, rt):
+    """A closure doing one training step (G and D updates) on random uint8 data."""
     import numpy as np
-
-    from pipeline import scangen
 
     rng = np.random.default_rng(0)
     color = rng.integers(0, 256, (64, size, size, 3), dtype=np.uint8)
     scan = rng.integers(0, 256, (64, size, size, 1), dtype=np.uint8)
-    cfg = replace(cfg, batch_size=batch)
-    state = scangen.make_state(cfg, 2e-4, rt, color, scan, seed=0)
-    return lambda: scangen.cyclegan_step(state, cfg, rt)
+    if model == "cyclegan":
+        from pipeline import scangen
+
+        cfg = replace(params.cyclegan, batch_size=batch)
+        state = scangen.make_state(cfg, 2e-4, rt, color, scan, seed=0)
+        return lambda: scangen.cyclegan_step(state, cfg, rt)
+    from pipeline import colorization
+
+    cfg = replace(params.colorizer, batch_size=batch)
+    state = colorization.make_state(cfg, 2e-4, rt, scan, color, seed=0)
+    return lambda: colorization.colorizer_step(state, cfg, rt)
 
 
 def time_steps(run, steps: int, device) -> float:
@@ -85,11 +92,12 @@ def count_step_flops(run) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="cyclegan", choices=["cyclegan", "colorizer"])
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/train.json")
+    ap.add_argument("--json", type=Path, default=None, help="default: benchmarks/results/train-MODEL.json")
     args = ap.parse_args()
 
     import torch
@@ -97,17 +105,18 @@ def main() -> None:
     from pipeline.config import load_params
     from pipeline.training import Runtime, setup_runtime
 
-    cfg = load_params(ROOT / "params.yaml").cyclegan
+    params = load_params(ROOT / "params.yaml")
+    args.json = args.json or ROOT / f"benchmarks/results/train-{args.model}.json"
     rt = setup_runtime(args.device)
     plain_rt = Runtime(device=rt.device, channels_last=False)  # eager NCHW fp32, no autocast
     dtype = torch.bfloat16 if rt.amp_dtype is not None else torch.float32
     peak = matmul_gflops(rt.device, dtype)
     print(f"device {rt.device} ({torch.get_num_threads()} threads), matmul {dtype}: {peak:.1f} GFLOP/s", flush=True)
 
-    results = {"device": str(rt.device), "threads": torch.get_num_threads(), "size": args.size,
+    results = {"model": args.model, "device": str(rt.device), "threads": torch.get_num_threads(), "size": args.size,
                "batch": args.batch, "matmul_gflops": round(peak, 1), "matmul_dtype": str(dtype)}
     for name, runtime in (("optimised", rt), ("plain", plain_rt)):
-        run = step_runner(cfg, args.size, args.batch, runtime)
+        run = step_runner(args.model, params, args.size, args.batch, runtime)
         flops = count_step_flops(run)
         sec = time_steps(run, args.steps, rt.device)
         gflops = flops / sec / 1e9
