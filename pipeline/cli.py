@@ -22,6 +22,19 @@ app = typer.Typer(
 )
 
 
+def _report(results) -> None:
+    """One line per file; failures in red on stderr; exit code 1 if any failed."""
+    failed = [r for r in results if r.error]
+    for r in results:
+        if r.error:
+            typer.secho(f"{r.source}: {r.error}", fg=typer.colors.RED, err=True)
+        else:
+            typer.echo(f"{r.source} -> {r.output}")
+    typer.echo(f"{len(results) - len(failed)} written, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(code=1)
+
+
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
@@ -178,15 +191,7 @@ def scan(
         results = scan_files(images, model, out_dir, work_size, device)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
-    failed = [r for r in results if r.error]
-    for r in results:
-        if r.error:
-            typer.secho(f"{r.source}: {r.error}", fg=typer.colors.RED, err=True)
-        else:
-            typer.echo(f"{r.source} -> {r.output}")
-    typer.echo(f"{len(results) - len(failed)} written, {len(failed)} failed")
-    if failed:
-        raise typer.Exit(code=1)
+    _report(results)
 
 
 @app.command()
@@ -220,15 +225,7 @@ def colorize(
         results = colorize_files(images, model, scan_model, out_dir, work_size, device, treat_as, max_pixels)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
-    failed = [r for r in results if r.error]
-    for r in results:
-        if r.error:
-            typer.secho(f"{r.source}: {r.error}", fg=typer.colors.RED, err=True)
-        else:
-            typer.echo(f"{r.source} -> {r.output}")
-    typer.echo(f"{len(results) - len(failed)} written, {len(failed)} failed")
-    if failed:
-        raise typer.Exit(code=1)
+    _report(results)
 
 
 if __name__ == "__main__":

@@ -38,18 +38,21 @@ def greyscale_u8(color: np.ndarray) -> np.ndarray:
 
 
 class PairSampler:
-    """Random (scan, color) batches drawn with one index set (pairs stay pairs)."""
+    """Random (scan, color) batches drawn with one index set (pairs stay pairs).
 
-    def __init__(self, scans: np.ndarray, colors: np.ndarray, batch_size: int, seed: int, rank: int = 0,
-                 world_size: int = 1):
-        assert len(scans) == len(colors), "pair arrays differ in length"
+    `scans=None` means greyscale(color), computed per batch (no second copy of the data).
+    """
+
+    def __init__(self, scans, colors, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        assert scans is None or len(scans) == len(colors), "pair arrays differ in length"
         self.scans, self.colors = scans, colors
-        self.sampler = BatchSampler(scans, batch_size, seed, rank, world_size)
+        self.sampler = BatchSampler(colors, batch_size, seed, rank, world_size)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self.sampler.next_indices()
-        return (torch.from_numpy(np.ascontiguousarray(self.scans[idx])),
-                torch.from_numpy(np.ascontiguousarray(self.colors[idx])))
+        colors = np.ascontiguousarray(self.colors[idx])
+        scans = greyscale_u8(colors) if self.scans is None else np.ascontiguousarray(self.scans[idx])
+        return torch.from_numpy(scans), torch.from_numpy(colors)
 
     def state_dict(self) -> dict:
         return self.sampler.state_dict()

@@ -9,7 +9,7 @@ import numpy as np
 from pipeline.colorization import (VARIANTS, colorize_arrays, colorizer_step, describe, greyscale_u8, make_state,
                                    publish_colorizer)
 from pipeline.config import Params
-from pipeline.prepare import load_split
+from pipeline.prepare import load_split, load_split_for_training
 from pipeline.scangen_stage import holdout_with_truth
 from pipeline.training import (Checkpointer, LoopConfig, MetricLogger, fingerprint, fit, seed_everything,
                                setup_runtime, teardown_runtime, unwrap)
@@ -22,8 +22,7 @@ def training_pairs(variant: str, prepared: Path, pairs: Path | None) -> tuple[np
     if variant not in VARIANTS:
         raise ValueError(f"variant {variant!r}: allowed values are {', '.join(VARIANTS)}")
     if variant == "greyscale":
-        colors = load_split(prepared, "color", "train", mmap=False)
-        return greyscale_u8(colors), colors
+        return None, load_split_for_training(prepared, "color", "train")  # scans: greyscale per batch
     from pipeline.pairs import load_pairs
 
     if pairs is None:
@@ -76,7 +75,7 @@ def train_colorizer(params: Params, variant: str, prepared: Path, pairs: Path | 
         if rt.is_main:
             publish_colorizer(state.models["G"], model_path, image_size=colors.shape[1], steps=state.step,
                               variant=variant)
-            metrics = {"steps": state.step, "variant": variant, "train_pairs": len(scans)}
+            metrics = {"steps": state.step, "variant": variant, "train_pairs": len(colors)}
             logger.close()
             checkpointer.clear()
         return metrics

@@ -54,36 +54,14 @@ def scan_files(paths: list[Path], model_path: Path, out_dir: Path | None = None,
                device: str = "auto", progress: bool = True) -> list[FileResult]:
     """`onepunch scan`: colored images -> line-art scans, each written next to its input
     (or into out_dir) as NAME.scan.png."""
-    from tqdm import tqdm
-
-    from pipeline.imaging import DecodeError, decode_image
     from pipeline.scangen import load_scan_generator
     from pipeline.training import setup_runtime
 
     rt = setup_runtime(device)
     model = load_scan_generator(model_path, rt.device).to(memory_format=torch.channels_last)
-    blob_size = _trained_size(model_path)
-    size = work_size or blob_size
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for path in tqdm(paths, desc="scan", unit="img", disable=not progress):
-        res = FileResult(path)
-        try:
-            if not path.is_file():
-                raise FileNotFoundError("no such file")
-            img = decode_image(path, max_pixels=MAX_PIXELS, name=str(path))
-            out = scan_image(model, img, size, rt.device)
-            res.output = default_output(path, out_dir, "scan")
-            tmp = res.output.with_name(res.output.name + ".tmp")
-            out.save(tmp, format="PNG")
-            tmp.replace(res.output)
-        except DecodeError as exc:
-            res.error = f"{exc.reason}: {exc.detail}"
-        except (OSError, ValueError) as exc:
-            res.error = str(exc)
-        results.append(res)
-    return results
+    size = work_size or _trained_size(model_path)
+    return _process_files(paths, out_dir, "scan", lambda img: scan_image(model, img, size, rt.device),
+                          MAX_PIXELS, progress)
 
 
 def is_colored(img: Image.Image, threshold: float = 12.0) -> bool:
@@ -118,10 +96,7 @@ def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | 
                    work_size: int | None = None, device: str = "auto", treat_as: str = "auto",
                    max_pixels: int = MAX_PIXELS, progress: bool = True) -> list[FileResult]:
     """`onepunch colorize`: scans or colored pages -> NAME.color.png at the input's size."""
-    from tqdm import tqdm
-
     from pipeline.colorization import load_colorizer
-    from pipeline.imaging import DecodeError, decode_image
     from pipeline.scangen import load_scan_generator
     from pipeline.training import setup_runtime
 
@@ -131,17 +106,29 @@ def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | 
     if scan_model_path is not None and Path(scan_model_path).is_file():
         scangen = load_scan_generator(scan_model_path, rt.device)
     size = work_size or _trained_size(model_path)
+    return _process_files(paths, out_dir, "color",
+                          lambda img: colorize_image(colorizer, scangen, img, size, rt.device, treat_as),
+                          max_pixels, progress)
+
+
+def _process_files(paths: list[Path], out_dir: Path | None, suffix: str, convert, max_pixels: int,
+                   progress: bool) -> list[FileResult]:
+    """Decode each file, convert it, write NAME.<suffix>.png atomically; one result per file,
+    failures named and kept, never raised."""
+    from tqdm import tqdm
+
+    from pipeline.imaging import DecodeError, decode_image
+
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    for path in tqdm(paths, desc="colorize", unit="img", disable=not progress):
+    for path in tqdm(paths, desc=suffix, unit="img", disable=not progress):
         res = FileResult(path)
         try:
             if not path.is_file():
                 raise FileNotFoundError("no such file")
-            img = decode_image(path, max_pixels=max_pixels, name=str(path))
-            out = colorize_image(colorizer, scangen, img, size, rt.device, treat_as)
-            res.output = default_output(path, out_dir, "color")
+            out = convert(decode_image(path, max_pixels=max_pixels, name=str(path)))
+            res.output = default_output(path, out_dir, suffix)
             tmp = res.output.with_name(res.output.name + ".tmp")
             out.save(tmp, format="PNG")
             tmp.replace(res.output)

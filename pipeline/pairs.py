@@ -51,15 +51,20 @@ def make_pairs(model_path: Path, prepared: Path, out_dir: Path, batch: int = 64,
         teardown_runtime(rt)
 
 
-def load_pairs(prepared: Path, pairs: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(generated scans (N,S,S,1), colored images (N,S,S,3)) for one split, row-aligned."""
-    scans, colors = [], []
-    for shard in sorted(pairs.glob(f"scangen-{split}-[0-9]*.npy")):
-        k = shard.stem.split("-")[-1]
-        scans.append(np.load(shard))
-        colors.append(np.load(prepared / f"color-{split}-{k}.npy"))
-    if not scans:
+def load_pairs(prepared: Path, pairs: Path, split: str):
+    """(generated scans (N,S,S,1), colored images (N,S,S,3)) for one split, row-aligned;
+    in RAM when small, memory-mapped (ShardedArray) when large."""
+    from pipeline.prepare import IN_RAM_LIMIT, ShardedArray
+
+    shards = sorted(pairs.glob(f"scangen-{split}-[0-9]*.npy"))
+    if not shards:
         raise FileNotFoundError(f"{pairs}: no {split} pairs (run the make_pairs stage)")
-    s, c = np.concatenate(scans), np.concatenate(colors)
-    assert len(s) == len(c), "pair shards out of step with the color shards"
-    return s, c
+    color_files = [prepared / f"color-{split}-{p.stem.split('-')[-1]}.npy" for p in shards]
+    mmap = sum(p.stat().st_size for p in shards + color_files) > IN_RAM_LIMIT
+    scans = [np.load(p, mmap_mode="r" if mmap else None) for p in shards]
+    colors = [np.load(p, mmap_mode="r" if mmap else None) for p in color_files]
+    for s, c in zip(scans, colors):
+        assert len(s) == len(c), "pair shards out of step with the color shards"
+    if mmap:
+        return ShardedArray(scans), ShardedArray(colors)
+    return np.concatenate(scans), np.concatenate(colors)

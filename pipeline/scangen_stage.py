@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import Params
-from pipeline.prepare import load_split
+from pipeline.prepare import load_split, load_split_for_training
 from pipeline.scangen import (cyclegan_step, describe, make_state, publish_scan_generator, sample_grid,
                               scan_quality)
 from pipeline.training import (Checkpointer, LoopConfig, MetricLogger, fingerprint, fit, seed_everything,
@@ -30,8 +30,8 @@ def train_scan_generator(params: Params, prepared: Path, model_path: Path, live_
     rt = setup_runtime(cfg.device)
     try:
         seed_everything(params.seed + rt.rank)
-        color = load_split(prepared, "color", "train", mmap=False)
-        scan = load_split(prepared, "scan", "train", mmap=False)
+        color = load_split_for_training(prepared, "color", "train")
+        scan = load_split_for_training(prepared, "scan", "train")
         hold_color, hold_truth = holdout_with_truth(prepared)
         sample_idx = np.linspace(0, len(hold_color) - 1, min(SAMPLES, len(hold_color))).astype(int)
         state = make_state(cfg, params.lr, rt, color, scan, params.seed)

@@ -130,3 +130,15 @@ def test_colorize_cli_any_input(models, tmp_path):
         assert out.mode == "RGB" and out.size == img.size
     missing = runner.invoke(app, ["colorize", paths[0], "--model", str(tmp_path / "none.pt")])
     assert missing.exit_code == 2 and "dvc pull" in missing.output
+
+
+def test_evaluate_without_ground_truth_reports_the_cycle(models, tmp_path):
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    np.save(prepared / "color-holdout-00000.npy", smooth(3, 3, seed=5))
+    metrics, shown = evaluate(prepared, models / "scan.pt",
+                              {"scangen": models / "scangen.pt", "greyscale": models / "greyscale.pt"}, "cpu")
+    assert "scan" not in metrics and "thesis" not in metrics
+    assert set(metrics["scangen"]) == {"generated_scan"}
+    assert 0 <= metrics["scangen"]["generated_scan"]["line_fidelity"] <= 1
+    assert evaluation_grid(shown).size[0] > 0

@@ -73,3 +73,14 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("lr: [unclosed\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(bad)
+
+
+def test_full_scale_config_is_valid_and_is_the_original_setting():
+    p = load_params(ROOT / "configs/danbooru2020-gpu.yaml")
+    assert p.source.kind == "local" and p.images.size == 256
+    assert p.colorizer.progressive_sizes == [64, 128, 256]
+    assert p.colorizer.device == "cuda" and p.cyclegan.device == "cuda"
+    assert p.lr == pytest.approx(2e-4)
+    # the same keys as the default: an experiment can switch between the two files
+    default = load_params(ROOT / "params.yaml")
+    assert type(p) is type(default) and p.select == default.select

@@ -168,3 +168,20 @@ def test_killed_run_resumes_to_identical_output(tmp_path):
     stats = json.loads(res.stdout.strip().splitlines()[-1])
     assert stats["units_resumed"] >= done_before >= 3
     assert tree_bytes(tmp_path / "out") == clean
+
+
+def test_sharded_array_reads_rows_across_shards(tmp_path):
+    from pipeline.prepare import ShardedArray
+    from pipeline.training import BatchSampler
+
+    parts = [np.arange(k * 10, k * 10 + n).reshape(n, 1, 1, 1).astype(np.uint8) for k, n in enumerate([3, 5, 2])]
+    for i, p in enumerate(parts):
+        np.save(tmp_path / f"color-train-{i:05d}.npy", p)
+    arr = load_split(tmp_path, "color", "train", mmap=True)
+    whole = np.concatenate(parts)
+    assert isinstance(arr, ShardedArray) and arr.shape == whole.shape and len(arr) == 10
+    idx = np.array([0, 2, 3, 7, 8, 9])
+    assert np.array_equal(arr[idx], whole[idx])
+    assert np.array_equal(arr[2:9], whole[2:9])
+    batch = BatchSampler(arr, 4, seed=0).next()  # what training does with it
+    assert batch.shape == (4, 1, 1, 1)
