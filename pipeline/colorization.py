@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.config import ColorizerConfig
-from pipeline.gan import RandomAffine, lsgan_loss
+from pipeline.gan import LUMA, RandomAffine, lsgan_loss
 from pipeline.scangen import allreduce_gradients, broadcast_parameters
-from pipeline.training import (BatchSampler, Runtime, TrainState, iterate_batches, linear_decay, place_module,
-                               to_model_input, to_uint8_image)
+from pipeline.training import (BatchSampler, Runtime, TrainState, linear_decay, place_module, run_batched,
+                               to_model_input)
 
 MODEL_FORMAT = "onepunchgan/colorizer"
 MODEL_VERSION = 1
@@ -33,7 +33,7 @@ VARIANTS = ("scangen", "greyscale")
 
 def greyscale_u8(color: np.ndarray) -> np.ndarray:
     """ITU-R 601 luma of uint8 (N, H, W, 3) -> uint8 (N, H, W, 1): the naive 'scan'."""
-    w = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    w = np.array(LUMA, dtype=np.float32)
     return np.clip(np.rint(color.astype(np.float32) @ w), 0, 255).astype(np.uint8)[..., None]
 
 
@@ -141,47 +141,24 @@ def colorizer_step(state: TrainState, cfg: ColorizerConfig, rt: Runtime) -> dict
             "size": float(size)}
 
 
-@torch.no_grad()
 def colorize_arrays(model: nn.Module, scans: np.ndarray, rt: Runtime, batch: int = 64) -> np.ndarray:
     """uint8 (N, H, W, 1) scans -> uint8 (N, H, W, 3) colorizations."""
-    model.eval()
-    out = []
-    for chunk in iterate_batches(scans, batch):
-        x = to_model_input(torch.from_numpy(chunk), rt.device, rt.memory_format)
-        with rt.autocast():
-            y = model(x)
-        out.append(to_uint8_image(y).permute(0, 2, 3, 1).cpu().numpy())
-    model.train()
-    return np.concatenate(out) if out else np.zeros((0, *scans.shape[1:3], 3), np.uint8)
+    return run_batched(model, scans, 3, rt, batch)
 
 
 def publish_colorizer(g: nn.Module, path: str | Path, image_size: int, steps: int, variant: str) -> None:
-    from pipeline.training import save_atomic, unwrap
+    from pipeline.modelio import publish_model
 
-    model = unwrap(g)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_atomic({"format": MODEL_FORMAT, "version": MODEL_VERSION, "config": model.to_config_dict(),
-                 "state_dict": state, "image_size": image_size, "trained_steps": steps, "variant": variant,
-                 "input": "1-channel scan in [-1, 1]", "output": "RGB in [-1, 1]"}, path)
+    publish_model(g, path, MODEL_FORMAT, MODEL_VERSION, image_size=image_size, trained_steps=steps,
+                  variant=variant, input="1-channel scan in [-1, 1]", output="RGB in [-1, 1]")
 
 
 def load_colorizer(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
     from pipeline.colorizer import build_unet
+    from pipeline.modelio import load_model
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no colorizer here; run `dvc repro` or `dvc pull {path}`")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: not a readable model file ({type(exc).__name__}: {exc})") from None
-    if not isinstance(blob, dict) or blob.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path}: not a OnePunchGAN colorizer")
-    if blob.get("version") != MODEL_VERSION:
-        raise ValueError(f"{path}: colorizer format version {blob.get('version')}, this code reads {MODEL_VERSION}")
-    model = build_unet(blob["config"])
-    model.load_state_dict(blob["state_dict"])
-    return model.to(device).eval()
+    return load_model(path, MODEL_FORMAT, MODEL_VERSION, build_unet, "colorizer",
+                      f"run `dvc repro` or `dvc pull {path}`", device)
 
 
 def describe(cfg: ColorizerConfig, lr: float, variant: str) -> dict:

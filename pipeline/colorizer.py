@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.modelio import config_from_dict
 from pipeline.layers import ConvNormAct, NormFactory, PixelShuffleUpsample, ResidualBlock, SimpleSelfAttention, \
     group_norm
 
@@ -226,27 +226,4 @@ def build_unet(config: Mapping[str, Any]) -> AttentionUNet:
     Every key is required: a key missing from a checkpoint would silently take today's
     default, which need not be the architecture the weights were trained with.
     """
-    if not isinstance(config, Mapping):
-        raise ValueError(f"UNetConfig: expected a dict of architecture keys, got {type(config).__name__}")
-    names = [f.name for f in dataclasses.fields(UNetConfig)]
-    unknown = [k for k in config if k not in names]
-    if unknown:
-        raise ValueError(f"UNetConfig: unknown key(s) {unknown}; allowed: {names}")
-    missing = [k for k in names if k not in config]
-    if missing:
-        raise ValueError(f"UNetConfig: missing key(s) {missing}")
-    hints = typing.get_type_hints(UNetConfig)
-    kwargs = {}
-    for key, value in config.items():
-        expected = hints[key]
-        if typing.get_origin(expected) is tuple:  # mults: a list after the dict round trip
-            ok = isinstance(value, (list, tuple)) and all(_is_int(v) for v in value)
-            value = tuple(value) if ok else value
-            allowed = "a list of integers"
-        else:
-            ok = type(value) is expected
-            allowed = expected.__name__
-        if not ok:
-            raise ValueError(f"UNetConfig.{key} must be {allowed}, got {type(value).__name__} {value!r}")
-        kwargs[key] = value
-    return AttentionUNet(UNetConfig(**kwargs))
+    return AttentionUNet(config_from_dict(UNetConfig, config, require_all=True))

@@ -9,10 +9,10 @@ import numpy as np
 from pipeline.colorization import (VARIANTS, colorize_arrays, colorizer_step, describe, greyscale_u8, make_state,
                                    publish_colorizer)
 from pipeline.config import Params
-from pipeline.prepare import load_split, load_split_for_training
+from pipeline.prepare import load_split_for_training
 from pipeline.scangen_stage import holdout_with_truth
 from pipeline.training import (Checkpointer, LoopConfig, MetricLogger, fingerprint, fit, seed_everything,
-                               setup_runtime, teardown_runtime, unwrap)
+                               setup_runtime, teardown_runtime)
 
 SAMPLES = 8
 
@@ -36,7 +36,7 @@ def sample_grid(g, scans: np.ndarray, colors: np.ndarray, rt):
     import torchvision
     from PIL import Image
 
-    out = colorize_arrays(unwrap(g), scans, rt)
+    out = colorize_arrays(g, scans, rt)
     rows = [torch.from_numpy(scans).permute(0, 3, 1, 2).expand(-1, 3, -1, -1),
             torch.from_numpy(out).permute(0, 3, 1, 2), torch.from_numpy(colors).permute(0, 3, 1, 2)]
     grid = torchvision.utils.make_grid(torch.cat(rows), nrow=len(scans), padding=2, pad_value=128)
@@ -65,8 +65,7 @@ def train_colorizer(params: Params, variant: str, prepared: Path, pairs: Path | 
             logger.image(f"samples/step_{st.step:06d}.png", sample_grid(st.models["G"], hold_scans,
                                                                         hold_color[idx], rt))
 
-        loop = LoopConfig(steps=cfg.steps, log_every=cfg.log_every, sample_every=cfg.sample_every,
-                          checkpoint_every=cfg.checkpoint_every, images_per_step=cfg.batch_size)
+        loop = LoopConfig.of(cfg)
         state = fit(state, lambda st: colorizer_step(st, cfg, rt), loop, rt, logger, checkpointer, sample,
                     stop_after=stop_after)
         if state.step < cfg.steps:

@@ -210,7 +210,38 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
-class CycleGANConfig:
+class TrainingLoopConfig:
+    """What both GAN stages share: schedule, Adam betas, augmentation, logging, device."""
+
+    steps: int = 1000
+    batch_size: int = 8
+    beta1: float = 0.5
+    beta2: float = 0.999
+    decay_start: float = 0.5  # fraction of steps before the linear lr decay starts
+    flip: bool = True
+    rotate_deg: float = 5.0
+    shift: float = 0.06
+    log_every: int = 10
+    sample_every: int = 250
+    checkpoint_every: int = 100
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    eval_batch: int = 64
+
+    def _validate_loop(self, key: str, counts: tuple[str, ...], non_negative: tuple[str, ...]) -> None:
+        for name in counts + ("steps", "batch_size", "eval_batch", "log_every", "sample_every",
+                              "checkpoint_every"):
+            _check(getattr(self, name) >= 1, f"{key}.{name}", "an integer >= 1", getattr(self, name))
+        for name in non_negative:
+            _check(getattr(self, name) >= 0, f"{key}.{name}", "a number >= 0", getattr(self, name))
+        _check(0 <= self.beta1 < 1, f"{key}.beta1", "a number in [0, 1)", self.beta1)
+        _check(0 <= self.beta2 < 1, f"{key}.beta2", "a number in [0, 1)", self.beta2)
+        _check(0 <= self.decay_start <= 1, f"{key}.decay_start", "a number in [0, 1]", self.decay_start)
+        _check(0 <= self.rotate_deg <= 45, f"{key}.rotate_deg", "a number in [0, 45]", self.rotate_deg)
+        _check(0 <= self.shift <= 0.5, f"{key}.shift", "a number in [0, 0.5]", self.shift)
+
+
+@dataclass(frozen=True)
+class CycleGANConfig(TrainingLoopConfig):
     """The scan generator: CycleGAN with deliberately weak generators (params: cyclegan.*)."""
 
     steps: int = 1500
@@ -229,37 +260,17 @@ class CycleGANConfig:
     # "steganography" of Chu et al. 2017) instead of drawing clean line art
     cycle_noise: float = 0.6
     pool_size: int = 50
-    beta1: float = 0.5
-    beta2: float = 0.999
-    decay_start: float = 0.5  # fraction of steps before the linear lr decay starts
-    flip: bool = True
-    rotate_deg: float = 5.0
-    shift: float = 0.06
-    log_every: int = 10
-    sample_every: int = 250
-    checkpoint_every: int = 100
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    eval_batch: int = 64
 
     def validate(self, key: str) -> None:
-        for name in ("steps", "batch_size", "generator_width", "disc_width", "groups", "eval_batch",
-                     "log_every", "sample_every", "checkpoint_every"):
-            _check(getattr(self, name) >= 1, f"{key}.{name}", "an integer >= 1", getattr(self, name))
+        self._validate_loop(key, ("generator_width", "disc_width", "groups"), ("lambda_cycle", "lambda_identity"))
         _check(0 <= self.n_down <= 5, f"{key}.n_down", "an integer in [0, 5]", self.n_down)
         _check(0 <= self.n_res <= 32, f"{key}.n_res", "an integer in [0, 32]", self.n_res)
-        for name in ("lambda_cycle", "lambda_identity"):
-            _check(getattr(self, name) >= 0, f"{key}.{name}", "a number >= 0", getattr(self, name))
         _check(0 <= self.cycle_noise <= 2, f"{key}.cycle_noise", "a number in [0, 2]", self.cycle_noise)
         _check(0 <= self.pool_size <= 1000, f"{key}.pool_size", "an integer in [0, 1000]", self.pool_size)
-        _check(0 <= self.beta1 < 1, f"{key}.beta1", "a number in [0, 1)", self.beta1)
-        _check(0 <= self.beta2 < 1, f"{key}.beta2", "a number in [0, 1)", self.beta2)
-        _check(0 <= self.decay_start <= 1, f"{key}.decay_start", "a number in [0, 1]", self.decay_start)
-        _check(0 <= self.rotate_deg <= 45, f"{key}.rotate_deg", "a number in [0, 45]", self.rotate_deg)
-        _check(0 <= self.shift <= 0.5, f"{key}.shift", "a number in [0, 0.5]", self.shift)
 
 
 @dataclass(frozen=True)
-class ColorizerConfig:
+class ColorizerConfig(TrainingLoopConfig):
     """The colorizer: attention U-Net cGAN on (scan, color) pairs (params: colorizer.*)."""
 
     steps: int = 1200
@@ -275,39 +286,20 @@ class ColorizerConfig:
     lambda_l1: float = 100.0
     g_lr_mult: float = 1.0  # generator lr = lr * g_lr_mult
     d_lr_mult: float = 1.0  # discriminator lr = lr * d_lr_mult
-    beta1: float = 0.5
-    beta2: float = 0.999
-    decay_start: float = 0.5
     # progressive resolution: train at these sizes in equal shares of the steps (the last
     # must be the prepared image size); empty: the prepared size throughout
     progressive_sizes: list[int] = field(default_factory=list)
-    flip: bool = True
-    rotate_deg: float = 5.0
-    shift: float = 0.06
-    log_every: int = 10
-    sample_every: int = 250
-    checkpoint_every: int = 100
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    eval_batch: int = 64
 
     def validate(self, key: str) -> None:
-        for name in ("steps", "batch_size", "width", "groups", "disc_width", "eval_batch", "log_every",
-                     "sample_every", "checkpoint_every"):
-            _check(getattr(self, name) >= 1, f"{key}.{name}", "an integer >= 1", getattr(self, name))
+        self._validate_loop(key, ("width", "groups", "disc_width"), ("lambda_l1", "g_lr_mult", "d_lr_mult"))
         _check(1 <= len(self.mults) <= 7 and all(m >= 1 for m in self.mults), f"{key}.mults",
                "1 to 7 integers >= 1", self.mults)
         _check(0 <= self.n_attention <= 2 * len(self.mults), f"{key}.n_attention",
                "an integer in [0, 2 * len(mults)]", self.n_attention)
-        for name in ("lambda_l1", "g_lr_mult", "d_lr_mult"):
-            _check(getattr(self, name) >= 0, f"{key}.{name}", "a number >= 0", getattr(self, name))
-        _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, f"{key}.beta1", "betas in [0, 1)", self.beta1)
-        _check(0 <= self.decay_start <= 1, f"{key}.decay_start", "a number in [0, 1]", self.decay_start)
         _check(all(8 <= s <= 4096 for s in self.progressive_sizes), f"{key}.progressive_sizes",
                "sizes in [8, 4096]", self.progressive_sizes)
         _check(list(self.progressive_sizes) == sorted(self.progressive_sizes), f"{key}.progressive_sizes",
                "increasing sizes, e.g. [64, 128, 256]", self.progressive_sizes)
-        _check(0 <= self.rotate_deg <= 45, f"{key}.rotate_deg", "a number in [0, 45]", self.rotate_deg)
-        _check(0 <= self.shift <= 0.5, f"{key}.shift", "a number in [0, 0.5]", self.shift)
 
 
 # --------------------------------------------------------------------------- all params

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.gan import luma
+from pipeline.modelio import config_from_dict
 from pipeline.layers import ConvNormAct, PixelShuffleUpsample, ResidualBlock, SimpleSelfAttention, group_norm
 
 
@@ -140,8 +141,7 @@ class WeakGenerator(nn.Module):
     def _skip(self, x: torch.Tensor) -> torch.Tensor:
         cin, cout = self.config.in_channels, self.config.out_channels
         if cin == 3 and cout == 1:
-            w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-            return (x * w).sum(1, keepdim=True)  # luma
+            return luma(x)
         if cin == 1 and cout == 3:
             return x.expand(-1, 3, -1, -1)
         return x
@@ -209,32 +209,11 @@ class PatchDiscriminator(nn.Module):
         return self.head(self.features(x))
 
 
-def _config_from_dict(cls: type, config: Mapping[str, Any]) -> Any:
-    """Build dataclass `cls` from a plain dict, naming any unknown, missing or mistyped key."""
-    if not isinstance(config, Mapping):
-        raise ValueError(f"{cls.__name__}: expected a dict of architecture keys, got {type(config).__name__}")
-    fields = dataclasses.fields(cls)
-    names = [f.name for f in fields]
-    unknown = [k for k in config if k not in names]
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown key(s) {unknown}; allowed: {names}")
-    missing = [f.name for f in fields if f.default is dataclasses.MISSING and f.name not in config]
-    if missing:
-        raise ValueError(f"{cls.__name__}: missing required key(s) {missing}")
-    hints = typing.get_type_hints(cls)
-    for key, value in config.items():
-        # exact type: True is an int in Python, but not a valid channel count
-        if type(value) is not hints[key]:
-            raise ValueError(f"{cls.__name__}.{key} must be {hints[key].__name__}, "
-                             f"got {type(value).__name__} {value!r}")
-    return cls(**config)
-
-
 def build_generator(config: Mapping[str, Any]) -> WeakGenerator:
     """Rebuild a WeakGenerator from `to_config_dict()` output (e.g. stored in a checkpoint)."""
-    return WeakGenerator(_config_from_dict(GeneratorConfig, config))
+    return WeakGenerator(config_from_dict(GeneratorConfig, config))
 
 
 def build_discriminator(config: Mapping[str, Any]) -> PatchDiscriminator:
     """Rebuild a PatchDiscriminator from `to_config_dict()` output."""
-    return PatchDiscriminator(_config_from_dict(DiscriminatorConfig, config))
+    return PatchDiscriminator(config_from_dict(DiscriminatorConfig, config))

@@ -45,7 +45,9 @@ def delta_e(pred_u8: np.ndarray, target_u8: np.ndarray) -> np.ndarray:
 def line_fidelity(scan_u8: np.ndarray, out_u8: np.ndarray) -> np.ndarray:
     """Share of the scan's line pixels that stay dark in the colorization, per image."""
     lines = scan_u8[..., 0].astype(np.float32) / 255 < LINE_DARK
-    luma = (out_u8.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) / 255
+    from pipeline.gan import LUMA
+
+    luma = (out_u8.astype(np.float32) @ np.array(LUMA, np.float32)) / 255
     kept = (luma < OUTPUT_DARK) & lines
     n = lines.reshape(len(lines), -1).sum(1)
     return np.where(n > 0, kept.reshape(len(kept), -1).sum(1) / np.maximum(n, 1), 1.0)
@@ -81,7 +83,7 @@ def evaluate(prepared: Path, scan_model: Path, colorizers: dict[str, Path], devi
                      "ground_truth": {"colorfulness": round(float(colorfulness(color).mean()), 3)}}
     shown = {"scan_approximation": approx, "ground_truth": color}
     if truth is not None:
-        metrics["scan"] = {k: v for k, v in scan_quality(scangen, color, truth, rt, batch).items() if k != "images"}
+        metrics["scan"] = {k: v for k, v in scan_quality(approx, color, truth).items() if k != "images"}
         shown["true_scan"] = truth
     for name, path in colorizers.items():
         model = load_colorizer(path, rt.device)

@@ -106,7 +106,10 @@ def _format_of(x: torch.Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 weights: what "greyscale" means everywhere here
+
+
 def luma(x: torch.Tensor) -> torch.Tensor:
     """ITU-R 601 luma of an RGB batch (B, 3, H, W) -> (B, 1, H, W), any value range."""
-    w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    w = torch.tensor(LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     return (x * w).sum(1, keepdim=True)

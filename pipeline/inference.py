@@ -59,7 +59,7 @@ def scan_files(paths: list[Path], model_path: Path, out_dir: Path | None = None,
 
     rt = setup_runtime(device)
     model = load_scan_generator(model_path, rt.device).to(memory_format=torch.channels_last)
-    size = work_size or _trained_size(model_path)
+    size = work_size or model.image_size
     return _process_files(paths, out_dir, "scan", lambda img: scan_image(model, img, size, rt.device),
                           MAX_PIXELS, progress)
 
@@ -105,7 +105,7 @@ def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | 
     scangen = None
     if scan_model_path is not None and Path(scan_model_path).is_file():
         scangen = load_scan_generator(scan_model_path, rt.device)
-    size = work_size or _trained_size(model_path)
+    size = work_size or colorizer.image_size
     return _process_files(paths, out_dir, "color",
                           lambda img: colorize_image(colorizer, scangen, img, size, rt.device, treat_as),
                           max_pixels, progress)
@@ -138,8 +138,3 @@ def _process_files(paths: list[Path], out_dir: Path | None, suffix: str, convert
             res.error = str(exc)
         results.append(res)
     return results
-
-
-def _trained_size(model_path: Path) -> int:
-    blob = torch.load(model_path, map_location="cpu", weights_only=True)
-    return int(blob.get("image_size", 256))

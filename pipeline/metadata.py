@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import io
 import lzma
 import math
 import os
-import shutil
 import tarfile
 import tempfile
-import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -655,13 +652,3 @@ class _Progress:
 
 def _progress(total: int, enabled: bool, desc: str) -> _Progress | None:
     return _Progress(total, desc) if enabled else None
-
-
-def copy_atomic(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-
-
-def elapsed(t0: float) -> float:
-    return round(time.perf_counter() - t0, 3)

@@ -20,10 +20,8 @@ network to be used several times in one backward, as the cycle terms need).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -33,8 +31,8 @@ from torch import nn
 
 from pipeline.config import CycleGANConfig
 from pipeline.gan import ImagePool, RandomAffine, lsgan_loss, luma
-from pipeline.training import (BatchSampler, Runtime, TrainState, iterate_batches, linear_decay,
-                               place_module, to_model_input, to_uint8_image, unwrap)
+from pipeline.training import (BatchSampler, Runtime, TrainState, linear_decay, place_module, run_batched,
+                               to_model_input)
 
 MODEL_FORMAT = "onepunchgan/scan_generator"
 MODEL_VERSION = 1
@@ -166,21 +164,10 @@ def cyclegan_step(state: TrainState, cfg: CycleGANConfig, rt: Runtime) -> dict[s
 # --------------------------------------------------------------------------- inference
 
 
-@torch.no_grad()
 def generate_scans(model: nn.Module, color: np.ndarray, rt: Runtime, batch: int = 64,
                    progress: bool = False) -> np.ndarray:
     """uint8 (N, H, W, 3) colored images -> uint8 (N, H, W, 1) scans."""
-    from tqdm import tqdm
-
-    model.eval()
-    out = []
-    for chunk in tqdm(list(iterate_batches(color, batch)), disable=not progress, desc="scans", unit="batch"):
-        x = to_model_input(torch.from_numpy(chunk), rt.device, rt.memory_format)
-        with rt.autocast():
-            y = model(x)
-        out.append(to_uint8_image(y).permute(0, 2, 3, 1).cpu().numpy())
-    model.train()
-    return np.concatenate(out) if out else np.zeros((0, *color.shape[1:3], 1), np.uint8)
+    return run_batched(model, color, 1, rt, batch, progress, desc="scans")
 
 
 def sample_grid(g_scan: nn.Module, color: np.ndarray, truth: np.ndarray | None, rt: Runtime):
@@ -188,7 +175,7 @@ def sample_grid(g_scan: nn.Module, color: np.ndarray, truth: np.ndarray | None, 
     import torchvision
     from PIL import Image
 
-    scans = generate_scans(unwrap(g_scan), color, rt)
+    scans = generate_scans(g_scan, color, rt)
     c = torch.from_numpy(color).permute(0, 3, 1, 2)
     rows = [c, torch.from_numpy(scans).permute(0, 3, 1, 2).expand(-1, 3, -1, -1)]
     if truth is not None:
@@ -199,16 +186,16 @@ def sample_grid(g_scan: nn.Module, color: np.ndarray, truth: np.ndarray | None, 
     return img.resize((img.width * 2, img.height * 2), Image.NEAREST)
 
 
-def scan_quality(g_scan: nn.Module, color: np.ndarray, truth: np.ndarray, rt: Runtime,
-                 batch: int = 64) -> dict[str, float]:
-    """L1 / PSNR / SSIM of scangen(color) and of greyscale(color) against the true scans."""
+def scan_quality(pred: np.ndarray, color: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """L1 / PSNR / SSIM of generated scans `pred` = scangen(color) and of greyscale(color)
+    against the true scans (all uint8 NHWC; the caller generates `pred` once)."""
     from pipeline.quality import compare
 
-    pred = torch.from_numpy(generate_scans(unwrap(g_scan), color, rt, batch)).permute(0, 3, 1, 2).float() / 255
+    pred_t = torch.from_numpy(np.asarray(pred)).permute(0, 3, 1, 2).float() / 255
     gt = torch.from_numpy(np.asarray(truth)).permute(0, 3, 1, 2).float() / 255
     grey = luma(torch.from_numpy(np.asarray(color)).permute(0, 3, 1, 2).float()).round() / 255
     out = {}
-    for name, x in (("scangen", pred), ("greyscale", grey)):
+    for name, x in (("scangen", pred_t), ("greyscale", grey)):
         for metric, values in compare(x, gt).items():
             out[f"{name}_{metric}"] = round(float(values.clamp(max=100).mean()), 4)
     out["images"] = len(color)
@@ -220,44 +207,20 @@ def scan_quality(g_scan: nn.Module, color: np.ndarray, truth: np.ndarray, rt: Ru
 
 def publish_scan_generator(g_scan: nn.Module, path: str | Path, image_size: int, steps: int) -> None:
     """models/scan_generator.pt: weights + architecture, loadable with weights_only=True."""
-    from pipeline.training import save_atomic
+    from pipeline.modelio import publish_model
 
-    model = unwrap(g_scan)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_atomic({"format": MODEL_FORMAT, "version": MODEL_VERSION, "config": model.to_config_dict(),
-                 "state_dict": state, "image_size": image_size, "trained_steps": steps,
-                 "input": "RGB in [-1, 1]", "output": "1-channel scan in [-1, 1]"}, path)
+    publish_model(g_scan, path, MODEL_FORMAT, MODEL_VERSION, image_size=image_size, trained_steps=steps,
+                  input="RGB in [-1, 1]", output="1-channel scan in [-1, 1]")
 
 
 def load_scan_generator(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
     """Rebuild the published scan generator from its own config (no params.yaml needed)."""
     from pipeline.cyclegan import build_generator
+    from pipeline.modelio import load_model
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no scan generator here; run `dvc repro train_cyclegan` "
-                                "or `dvc pull models/scan_generator.pt`")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: not a readable model file ({type(exc).__name__}: {exc})") from None
-    if not isinstance(blob, dict) or blob.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path}: not a OnePunchGAN scan generator (format {blob.get('format') if isinstance(blob, dict) else None!r})")
-    if blob.get("version") != MODEL_VERSION:
-        raise ValueError(f"{path}: scan generator format version {blob.get('version')}, this code reads "
-                         f"{MODEL_VERSION}")
-    model = build_generator(blob["config"])
-    model.load_state_dict(blob["state_dict"])
-    return model.to(device).eval()
+    return load_model(path, MODEL_FORMAT, MODEL_VERSION, build_generator, "scan generator",
+                      "run `dvc repro train_cyclegan` or `dvc pull models/scan_generator.pt`", device)
 
 
 def describe(cfg: CycleGANConfig, lr: float) -> dict:
     return {"cyclegan": asdict(cfg), "lr": lr}
-
-
-def grad_norm(params) -> float:
-    total = sum(float(p.grad.detach().float().pow(2).sum()) for p in params if p.grad is not None)
-    return math.sqrt(total)
-
-
-StepFn = Callable[[TrainState], dict[str, float]]

@@ -8,7 +8,7 @@ import numpy as np
 
 from pipeline.config import Params
 from pipeline.prepare import load_split, load_split_for_training
-from pipeline.scangen import (cyclegan_step, describe, make_state, publish_scan_generator, sample_grid,
+from pipeline.scangen import (cyclegan_step, describe, generate_scans, make_state, publish_scan_generator, sample_grid,
                               scan_quality)
 from pipeline.training import (Checkpointer, LoopConfig, MetricLogger, fingerprint, fit, seed_everything,
                                setup_runtime, teardown_runtime)
@@ -45,8 +45,7 @@ def train_scan_generator(params: Params, prepared: Path, model_path: Path, live_
                                None if hold_truth is None else hold_truth[sample_idx], rt)
             logger.image(f"samples/step_{st.step:06d}.png", grid)
 
-        loop = LoopConfig(steps=cfg.steps, log_every=cfg.log_every, sample_every=cfg.sample_every,
-                          checkpoint_every=cfg.checkpoint_every, images_per_step=cfg.batch_size)
+        loop = LoopConfig.of(cfg)
         state = fit(state, lambda st: cyclegan_step(st, cfg, rt), loop, rt, logger, checkpointer, sample,
                     stop_after=stop_after)
         if state.step < cfg.steps:
@@ -57,7 +56,8 @@ def train_scan_generator(params: Params, prepared: Path, model_path: Path, live_
             publish_scan_generator(g_scan, model_path, image_size=color.shape[1], steps=state.step)
             metrics = {"steps": state.step}
             if hold_truth is not None:
-                metrics.update(scan_quality(g_scan, hold_color, hold_truth, rt, cfg.eval_batch))
+                pred = generate_scans(g_scan, hold_color, rt, cfg.eval_batch)
+                metrics.update(scan_quality(pred, hold_color, hold_truth))
                 logger.summary({f"holdout/{k}": v for k, v in metrics.items()})
             logger.close()
             checkpointer.clear()

@@ -48,16 +48,15 @@ def tag_hits(tag_lists: pa.ListArray | pa.ChunkedArray, tags: list[str]) -> np.n
     return np.bincount(key // len(tags), minlength=n)
 
 
-def domain_mask(tag_lists, rules: DomainRules) -> tuple[np.ndarray, np.ndarray]:
-    """(matches the domain, carries an include tag but also an excluded one)."""
+def domain_mask(tag_lists, rules: DomainRules) -> np.ndarray:
+    """Rows that match the domain's include rules and carry none of its excluded tags."""
     n = len(tag_lists)
     included = np.ones(n, dtype=bool)
     if rules.include_any:
         included &= tag_hits(tag_lists, rules.include_any) > 0
     if rules.include_all:
         included &= tag_hits(tag_lists, rules.include_all) == len(set(rules.include_all))
-    excluded = tag_hits(tag_lists, rules.exclude) > 0
-    return included & ~excluded, included & excluded
+    return included & ~(tag_hits(tag_lists, rules.exclude) > 0)
 
 
 def split_hash(ids: np.ndarray, seed: int) -> np.ndarray:
@@ -99,8 +98,8 @@ def classify_posts(table: pa.Table, cfg: SelectConfig) -> pa.Table:
     reject((aspect < cfg.min_aspect) | (aspect > cfg.max_aspect), "aspect")
 
     tags = col("tag_names")
-    scan, _ = domain_mask(tags, cfg.scan)
-    color, _ = domain_mask(tags, cfg.color)
+    scan = domain_mask(tags, cfg.scan)
+    color = domain_mask(tags, cfg.color)
     reject(scan & color, "both_domains")
     reject(~scan & ~color, "no_domain")
 

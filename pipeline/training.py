@@ -106,10 +106,6 @@ def place_module(module: nn.Module, rt: Runtime) -> nn.Module:
     return module.to(rt.device).to(memory_format=rt.memory_format)
 
 
-def unwrap(module: nn.Module) -> nn.Module:
-    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -269,7 +265,7 @@ class TrainState:
     def state_dict(self) -> dict:
         return {
             "step": self.step,
-            "models": {k: unwrap(m).state_dict() for k, m in self.models.items()},
+            "models": {k: m.state_dict() for k, m in self.models.items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "stateful": {k: s.state_dict() for k, s in self.stateful.items()},
@@ -283,7 +279,7 @@ class TrainState:
             if missing:
                 raise CheckpointError(f"checkpoint lacks {kind} {sorted(missing)}; delete it to start fresh")
         for k, m in self.models.items():
-            unwrap(m).load_state_dict(state["models"][k])
+            m.load_state_dict(state["models"][k])
         for k, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][k])
         for k, s in self.schedulers.items():
@@ -338,6 +334,12 @@ class LoopConfig:
     sample_every: int = 250
     checkpoint_every: int = 200
     images_per_step: int = 1  # for images/s
+
+    @classmethod
+    def of(cls, cfg) -> "LoopConfig":
+        """From a stage config (CycleGANConfig, ColorizerConfig): same field names."""
+        return cls(steps=cfg.steps, log_every=cfg.log_every, sample_every=cfg.sample_every,
+                   checkpoint_every=cfg.checkpoint_every, images_per_step=cfg.batch_size)
 
 
 def fit(
@@ -401,6 +403,23 @@ def fit(
     finally:
         bar.close()
     return state
+
+
+@torch.no_grad()
+def run_batched(model: nn.Module, images, out_channels: int, rt: Runtime, batch: int = 64,
+                progress: bool = False, desc: str = "") -> np.ndarray:
+    """Inference over uint8 (N, H, W, C) images -> uint8 (N, H, W, out_channels)."""
+    from tqdm import tqdm
+
+    model.eval()
+    out = []
+    for chunk in tqdm(list(iterate_batches(images, batch)), disable=not progress, desc=desc, unit="batch"):
+        x = to_model_input(torch.from_numpy(chunk), rt.device, rt.memory_format)
+        with rt.autocast():
+            y = model(x)
+        out.append(to_uint8_image(y).permute(0, 2, 3, 1).cpu().numpy())
+    model.train()
+    return np.concatenate(out) if out else np.zeros((0, *images.shape[1:3], out_channels), np.uint8)
 
 
 def iterate_batches(array: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:

@@ -10,9 +10,9 @@ import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from helpers import fit_one_batch
 from pipeline.colorizer import AttentionUNet, UNetConfig, build_unet
 from pipeline.cyclegan import DiscriminatorConfig, PatchDiscriminator
 from pipeline.layers import PixelShuffleUpsample, SimpleSelfAttention, count_flops
@@ -192,14 +192,7 @@ def test_overfit_one_batch():
     net = AttentionUNet(UNetConfig(width=8, mults=(1, 2), groups=2))
     scan = _scan(2, 1, 16, 16)
     color = _scan(2, 3, 16, 16)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(150):
-        loss = F.l1_loss(net(scan), color)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_one_batch(net, scan, color, lr=1e-2)
     assert losses[-1] < losses[0] / 5, losses[::25]
 
 

@@ -7,7 +7,6 @@ import lzma
 import tarfile
 from datetime import datetime, timezone
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 

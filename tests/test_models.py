@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from helpers import fit_one_batch
 from pipeline.cyclegan import (
     DiscriminatorConfig,
     GeneratorConfig,
@@ -207,14 +207,7 @@ def test_overfit_one_batch():
     g = WeakGenerator(GeneratorConfig(3, 1, width=8, n_res=1))
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     target = torch.rand(2, 1, 16, 16) * 2 - 1
-    opt = torch.optim.Adam(g.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(150):
-        loss = F.l1_loss(g(x), target)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_one_batch(g, x, target, lr=3e-3)
     assert losses[-1] < losses[0] / 5, losses[::25]
 
 

@@ -1,9 +1,8 @@
 """Tag filter semantics and split determinism."""
 
 import pyarrow as pa
-import pytest
 
-from pipeline.config import DomainRules, SelectConfig, params_from_dict
+from pipeline.config import DomainRules, SelectConfig
 from pipeline.select import filter_posts, split_hash, tag_hits
 from collections import Counter
 
