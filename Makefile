@@ -30,6 +30,10 @@ bench: setup
 	python benchmarks/bench_images.py
 	python benchmarks/bench_train.py --model cyclegan
 	python benchmarks/bench_train.py --model colorizer
+	python benchmarks/bench_train.py --model cyclegan --params configs/danbooru2020-gpu.yaml \
+		--json benchmarks/results/train-cyclegan-full.json
+	python benchmarks/bench_train.py --model colorizer --params configs/danbooru2020-gpu.yaml \
+		--json benchmarks/results/train-colorizer-full.json
 	python benchmarks/bench_colorize.py
 
 clean-venv:

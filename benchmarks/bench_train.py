@@ -7,16 +7,19 @@ Measures, in one run on this machine:
     architecture: images/s and achieved GFLOP/s (FLOPs of forward + backward counted by
     torch.utils.flop_counter on one step), as a fraction of the matmul figure;
   - the optimised path (channels_last, plus bf16 autocast on CUDA) against the plain path
-    (eager, NCHW-contiguous, fp32) of the same step.
+    (eager, NCHW-contiguous, strict fp32: no TF32 on CUDA) of the same step;
+  - with --compile, also the optimised path with every network through torch.compile.
 On a GPU the same figures are taken in bf16 and reported as MFU against the bf16 matmul.
 
     python benchmarks/bench_train.py                  # 128 px, batch 8, CPU or GPU
     python benchmarks/bench_train.py --size 64 --steps 20
+    python benchmarks/bench_train.py --params configs/danbooru2020-gpu.yaml --batch 16   # full-scale widths
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -28,8 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def matmul_gflops(device, dtype, n: int = 2048, seconds: float = 2.0) -> float:
+def matmul_gflops(device, dtype, n: int | None = None, seconds: float = 2.0) -> float:
     import torch
+
+    n = n or (8192 if device.type == "cuda" else 2048)  # big enough to reach the unit's peak
 
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
@@ -51,7 +56,7 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def step_runner(model: str, params, size: int, batch: int, rt):
+def step_runner(model: str, params, size: int, batch: int, rt, compile_models: bool = False):
     """A closure doing one training step (G and D updates) on random uint8 data."""
     import numpy as np
 
@@ -63,12 +68,33 @@ def step_runner(model: str, params, size: int, batch: int, rt):
 
         cfg = replace(params.cyclegan, batch_size=batch)
         state = scangen.make_state(cfg, 2e-4, rt, color, scan, seed=0)
-        return lambda: scangen.cyclegan_step(state, cfg, rt)
-    from pipeline import colorization
+        step = scangen.cyclegan_step
+    else:
+        from pipeline import colorization
 
-    cfg = replace(params.colorizer, batch_size=batch)
-    state = colorization.make_state(cfg, 2e-4, rt, scan, color, seed=0)
-    return lambda: colorization.colorizer_step(state, cfg, rt)
+        cfg = replace(params.colorizer, batch_size=batch, progressive_sizes=[])
+        state = colorization.make_state(cfg, 2e-4, rt, scan, color, seed=0)
+        step = colorization.colorizer_step
+    if compile_models:
+        import torch
+
+        # the compiled wrappers share the parameters the optimisers hold
+        state.models = {k: torch.compile(m) for k, m in state.models.items()}
+    return lambda: step(state, cfg, rt)
+
+
+@contextlib.contextmanager
+def strict_fp32(on: bool):
+    """The plain path on CUDA: no TF32 in matmuls and convolutions."""
+    import torch
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    if on:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def time_steps(run, steps: int, device) -> float:
@@ -97,6 +123,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--params", type=Path, default=ROOT / "params.yaml",
+                    help="architecture from this params file (default: params.yaml)")
+    ap.add_argument("--compile", action="store_true", help="also time the optimised path under torch.compile")
     ap.add_argument("--json", type=Path, default=None, help="default: benchmarks/results/train-MODEL.json")
     args = ap.parse_args()
 
@@ -105,7 +134,7 @@ def main() -> None:
     from pipeline.config import load_params
     from pipeline.training import Runtime, setup_runtime
 
-    params = load_params(ROOT / "params.yaml")
+    params = load_params(args.params)
     args.json = args.json or ROOT / f"benchmarks/results/train-{args.model}.json"
     rt = setup_runtime(args.device)
     plain_rt = Runtime(device=rt.device, channels_last=False)  # eager NCHW fp32, no autocast
@@ -113,21 +142,34 @@ def main() -> None:
     peak = matmul_gflops(rt.device, dtype)
     print(f"device {rt.device} ({torch.get_num_threads()} threads), matmul {dtype}: {peak:.1f} GFLOP/s", flush=True)
 
-    results = {"model": args.model, "device": str(rt.device), "threads": torch.get_num_threads(), "size": args.size,
-               "batch": args.batch, "matmul_gflops": round(peak, 1), "matmul_dtype": str(dtype)}
-    for name, runtime in (("optimised", rt), ("plain", plain_rt)):
-        run = step_runner(args.model, params, args.size, args.batch, runtime)
-        flops = count_step_flops(run)
-        sec = time_steps(run, args.steps, rt.device)
+    device_name = torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else "cpu"
+    results = {"model": args.model, "params": args.params.name, "device": str(rt.device),
+               "device_name": device_name, "torch": torch.__version__, "threads": torch.get_num_threads(),
+               "size": args.size, "batch": args.batch, "matmul_gflops": round(peak, 1), "matmul_dtype": str(dtype)}
+    variants = [("optimised", rt, False), ("plain", plain_rt, False)]
+    if args.compile:
+        variants.append(("compiled", rt, True))
+    for name, runtime, compiled in variants:
+        run = step_runner(args.model, params, args.size, args.batch, runtime, compiled)
+        with strict_fp32(name == "plain" and rt.device.type == "cuda"):
+            t0 = time.perf_counter()
+            flops = count_step_flops(run) if not compiled else results["optimised"]["gflop_per_step"] * 1e9
+            run()  # compiles, when compiled
+            warm = time.perf_counter() - t0
+            sec = time_steps(run, args.steps, rt.device)
         gflops = flops / sec / 1e9
         results[name] = {"seconds_per_step": round(sec, 4), "images_per_s": round(args.batch / sec, 2),
                          "gflop_per_step": round(flops / 1e9, 2), "gflops": round(gflops, 1),
-                         "fraction_of_matmul": round(gflops / peak, 3)}
+                         "fraction_of_matmul": round(gflops / peak, 3), "first_step_s": round(warm, 1)}
         print(f"{name:>9}: {sec * 1000:8.1f} ms/step  {args.batch / sec:7.1f} img/s  "
               f"{flops / 1e9:6.1f} GFLOP/step  {gflops:7.1f} GFLOP/s  = {gflops / peak:.0%} of matmul", flush=True)
     speedup = results["plain"]["seconds_per_step"] / results["optimised"]["seconds_per_step"]
     results["speedup_vs_plain"] = round(speedup, 2)
     print(f"optimised vs plain: {speedup:.2f}x")
+    if args.compile:
+        c = results["plain"]["seconds_per_step"] / results["compiled"]["seconds_per_step"]
+        results["compiled_speedup_vs_plain"] = round(c, 2)
+        print(f"compiled vs plain: {c:.2f}x (first step incl. compilation {results['compiled']['first_step_s']} s)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.json}")

@@ -23,7 +23,7 @@ from torch import nn
 from pipeline.config import ColorizerConfig
 from pipeline.gan import LUMA, RandomAffine, lsgan_loss
 from pipeline.scangen import allreduce_gradients, broadcast_parameters
-from pipeline.training import (BatchSampler, Runtime, TrainState, linear_decay, place_module, run_batched,
+from pipeline.training import (BatchSampler, Runtime, TrainState, adam, linear_decay, place_module, run_batched,
                                to_model_input)
 
 MODEL_FORMAT = "onepunchgan/colorizer"
@@ -78,8 +78,8 @@ def make_state(cfg: ColorizerConfig, lr: float, rt: Runtime, scans: np.ndarray, 
     g, d = (place_module(m, rt) for m in build_colorizer(cfg))
     broadcast_parameters([g, d], rt)
     betas = (cfg.beta1, cfg.beta2)
-    opt_g = torch.optim.Adam(g.parameters(), lr=lr * cfg.g_lr_mult, betas=betas)
-    opt_d = torch.optim.Adam(d.parameters(), lr=lr * cfg.d_lr_mult, betas=betas)
+    opt_g = adam(g.parameters(), lr * cfg.g_lr_mult, betas, rt)
+    opt_d = adam(d.parameters(), lr * cfg.d_lr_mult, betas, rt)
     decay = linear_decay(cfg.steps, cfg.decay_start)
     return TrainState(
         models={"G": g, "D": d},

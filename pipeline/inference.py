@@ -57,7 +57,7 @@ def scan_files(paths: list[Path], model_path: Path, out_dir: Path | None = None,
     from pipeline.scangen import load_scan_generator
     from pipeline.training import setup_runtime
 
-    rt = setup_runtime(device)
+    rt = setup_runtime(device, autotune=False)
     model = load_scan_generator(model_path, rt.device).to(memory_format=torch.channels_last)
     size = work_size or model.image_size
     return _process_files(paths, out_dir, "scan", lambda img: scan_image(model, img, size, rt.device),
@@ -100,7 +100,7 @@ def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | 
     from pipeline.scangen import load_scan_generator
     from pipeline.training import setup_runtime
 
-    rt = setup_runtime(device)
+    rt = setup_runtime(device, autotune=False)
     colorizer = load_colorizer(model_path, rt.device).to(memory_format=torch.channels_last)
     scangen = None
     if scan_model_path is not None and Path(scan_model_path).is_file():

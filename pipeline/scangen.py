@@ -31,7 +31,7 @@ from torch import nn
 
 from pipeline.config import CycleGANConfig
 from pipeline.gan import ImagePool, RandomAffine, lsgan_loss, luma
-from pipeline.training import (BatchSampler, Runtime, TrainState, linear_decay, place_module, run_batched,
+from pipeline.training import (BatchSampler, Runtime, TrainState, adam, linear_decay, place_module, run_batched,
                                to_model_input)
 
 MODEL_FORMAT = "onepunchgan/scan_generator"
@@ -90,8 +90,8 @@ def make_state(cfg: CycleGANConfig, lr: float, rt: Runtime, color: np.ndarray, s
     broadcast_parameters(nets, rt)
     g_scan, g_color, d_scan, d_color = nets
     betas = (cfg.beta1, cfg.beta2)
-    opt_g = torch.optim.Adam(list(g_scan.parameters()) + list(g_color.parameters()), lr=lr, betas=betas)
-    opt_d = torch.optim.Adam(list(d_scan.parameters()) + list(d_color.parameters()), lr=lr, betas=betas)
+    opt_g = adam(list(g_scan.parameters()) + list(g_color.parameters()), lr, betas, rt)
+    opt_d = adam(list(d_scan.parameters()) + list(d_color.parameters()), lr, betas, rt)
     decay = linear_decay(cfg.steps, cfg.decay_start)
     return TrainState(
         models={"G_scan": g_scan, "G_color": g_color, "D_scan": d_scan, "D_color": d_color},
@@ -128,13 +128,18 @@ def cyclegan_step(state: TrainState, cfg: CycleGANConfig, rt: Runtime) -> dict[s
         d.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
     with rt.autocast():
-        fake_scan = g_scan(color)  # G_A(a)
+        b = color.shape[0]
         fake_color = g_color(scan)  # G_B(b)
+        # G_scan's three inputs in one batched call (every layer works per image, so this is
+        # the same function as three calls, with a third of the launches): a, G_B(b), b as RGB
+        g_in = [color, fake_color] + ([scan.expand(-1, 3, -1, -1)] if cfg.lambda_identity > 0 else [])
+        g_out = g_scan(torch.cat(g_in).contiguous(memory_format=fmt))
+        fake_scan, rec_scan = g_out[:b], g_out[b:2 * b]  # G_A(a), G_A(G_B(b))
         loss_adv = lsgan_loss(d_scan(fake_scan), True) + lsgan_loss(d_color(fake_color), True)
         noisy_scan = fake_scan + cfg.cycle_noise * torch.randn_like(fake_scan) if cfg.cycle_noise else fake_scan
         loss_cycle = (F.l1_loss(g_color(noisy_scan).float(), color.float())  # |G_B(G_A(a) + n) - a|
-                      + F.l1_loss(g_scan(fake_color).float(), scan.float()))  # |G_A(G_B(b)) - b|
-        loss_idt = F.l1_loss(g_scan(scan.expand(-1, 3, -1, -1)).float(), scan.float()) \
+                      + F.l1_loss(rec_scan.float(), scan.float()))  # |G_A(G_B(b)) - b|
+        loss_idt = F.l1_loss(g_out[2 * b:].float(), scan.float()) \
             if cfg.lambda_identity > 0 else torch.zeros((), device=rt.device)
         loss_g = loss_adv + lam * loss_cycle + lam * cfg.lambda_identity * loss_idt
     loss_g.backward()
@@ -148,7 +153,6 @@ def cyclegan_step(state: TrainState, cfg: CycleGANConfig, rt: Runtime) -> dict[s
     pooled_scan = state.stateful["pool_scan"].query(fake_scan.detach())
     pooled_color = state.stateful["pool_color"].query(fake_color.detach())
     with rt.autocast():
-        b = scan.shape[0]
         pred_s = d_scan(torch.cat([scan, pooled_scan]))
         pred_c = d_color(torch.cat([color, pooled_color]))
         loss_d_scan = 0.5 * (lsgan_loss(pred_s[:b], True) + lsgan_loss(pred_s[b:], False))

@@ -11,7 +11,8 @@ every stage needs and nothing model-specific:
 - `Checkpointer`: full-state checkpoints (weights, optimizers, schedulers, samplers,
   history pools, RNG states, step) written atomically, tagged with a fingerprint of the
   params and data; a re-run with the same fingerprint resumes, anything else starts fresh;
-- `MetricLogger`: DVCLive (losses, lr, images/s; sample grids) on the main rank only.
+- `MetricLogger`: DVCLive (losses, lr, images/s; sample grids) on the main rank only,
+  its history kept beside the checkpoint so a resumed run keeps its curves.
 
 Checkpoints live outside the stage's DVC outputs (DVC deletes outputs before running a
 stage), so a killed `dvc repro` resumes and the run-cache is untouched.
@@ -72,8 +73,12 @@ class Runtime:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
 
-def setup_runtime(device: str = "auto", amp: bool = True) -> Runtime:
-    """Pick the device and join the torchrun process group when there is one."""
+def setup_runtime(device: str = "auto", amp: bool = True, autotune: bool = True) -> Runtime:
+    """Pick the device and join the torchrun process group when there is one.
+
+    `autotune`: let cuDNN time its kernels per input shape (training: one shape, pays off;
+    inference on users' images of every size: each new shape would pay the search again).
+    """
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device {device!r}: allowed values are auto, cpu, cuda")
     use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
@@ -89,7 +94,7 @@ def setup_runtime(device: str = "auto", amp: bool = True) -> Runtime:
         dev = torch.device("cuda", local_rank)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = autotune
     else:
         dev = torch.device("cpu")
     amp_dtype = torch.bfloat16 if (use_cuda and amp and torch.cuda.is_bf16_supported()) else None
@@ -104,6 +109,11 @@ def teardown_runtime(rt: Runtime) -> None:
 def place_module(module: nn.Module, rt: Runtime) -> nn.Module:
     """Move to the device in the runtime's memory format."""
     return module.to(rt.device).to(memory_format=rt.memory_format)
+
+
+def adam(params, lr: float, betas: tuple[float, float], rt: Runtime) -> torch.optim.Adam:
+    """Adam; on CUDA the fused kernel (one launch per step instead of one per tensor group)."""
+    return torch.optim.Adam(params, lr=lr, betas=betas, fused=rt.device.type == "cuda")
 
 
 def seed_everything(seed: int) -> None:
@@ -212,7 +222,9 @@ class Checkpointer:
     """`<directory>/last.pt`, written atomically; only resumed when fingerprints match."""
 
     def __init__(self, directory: str | Path, fingerprint: str, enabled: bool = True):
-        self.path = Path(directory) / "last.pt"
+        self.directory = Path(directory)
+        self.path = self.directory / "last.pt"
+        self.live_snapshot = self.directory / "dvclive"  # MetricLogger.snapshot/restore
         self.fingerprint = fingerprint
         self.enabled = enabled
 
@@ -240,7 +252,11 @@ class Checkpointer:
 
     def clear(self) -> None:
         if self.enabled:
+            import shutil
+
             self.path.unlink(missing_ok=True)
+            for d in (self.live_snapshot, self.live_snapshot.with_name(self.live_snapshot.name + ".tmp")):
+                shutil.rmtree(d, ignore_errors=True)
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
@@ -294,14 +310,24 @@ class TrainState:
 
 
 class MetricLogger:
-    """DVCLive on the main rank; a no-op elsewhere. Never rewrites dvc.yaml."""
+    """DVCLive on the main rank; a no-op elsewhere. Never rewrites dvc.yaml.
+
+    DVC deletes a stage's DVCLive folder before re-running it, so a resumed run would lose
+    the curves of the steps before its checkpoint. `snapshot` keeps a copy of the folder
+    beside each checkpoint and `restore` puts it back when the run resumes, so the curves
+    of a killed and re-run stage are those of a run never interrupted.
+    """
 
     def __init__(self, directory: str | Path | None, enabled: bool = True):
         self.live = None
+        self.directory = Path(directory) if directory is not None else None
         if directory is not None and enabled:
-            from dvclive import Live
+            self.live = self._open(resume=False)
 
-            self.live = Live(str(directory), dvcyaml=False, save_dvc_exp=False, report=None)
+    def _open(self, resume: bool):
+        from dvclive import Live
+
+        return Live(str(self.directory), dvcyaml=False, save_dvc_exp=False, report=None, resume=resume)
 
     def log(self, step: int, values: dict[str, float]) -> None:
         if self.live is None:
@@ -318,6 +344,37 @@ class MetricLogger:
     def summary(self, values: dict[str, float]) -> None:
         if self.live is not None:
             self.live.summary.update(values)
+
+    def snapshot(self, dest: Path) -> None:
+        """Copy the DVCLive folder to `dest` (replaced via a temporary sibling)."""
+        if self.live is None or not self.directory.is_dir():
+            return
+        import shutil
+
+        tmp = dest.with_name(dest.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(self.directory, tmp)
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
+
+    def restore(self, src: Path, step: int) -> None:
+        """Put a snapshot back and continue logging after `step` (rows past it are dropped:
+        a snapshot can be a few steps newer than the checkpoint it sits beside)."""
+        if self.live is None:
+            return
+        import shutil
+
+        src = src if src.is_dir() else src.with_name(src.name + ".tmp")
+        if not src.is_dir():
+            return  # a checkpoint from before snapshots existed: curves start here
+        shutil.rmtree(self.directory, ignore_errors=True)
+        shutil.copytree(src, self.directory)
+        for tsv in self.directory.rglob("*.tsv"):
+            lines = tsv.read_text().splitlines()
+            col = lines[0].split("\t").index("step") if lines else 0
+            kept = lines[:1] + [ln for ln in lines[1:] if int(ln.split("\t")[col]) <= step]
+            tsv.write_text("\n".join(kept) + "\n")
+        self.live = self._open(resume=True)
 
     def close(self) -> None:
         if self.live is not None:
@@ -359,16 +416,22 @@ def fit(
     stepped here. `stop_after` ends early (tests simulate a kill with it).
     """
     saved = checkpointer.load()
+    sums: dict[str, float] = {}
+    count = 0
     if saved is not None:
         state.load_state_dict(saved)
+        logger.restore(checkpointer.live_snapshot, state.step)
+        # the losses summed so far in the current log window (empty when checkpoint_every
+        # is a multiple of log_every), so the next logged mean is the uninterrupted one
+        window = saved.get("log_window", {"sums": {}, "count": 0})
+        sums, count = dict(window["sums"]), int(window["count"])
         if rt.is_main:
             print(f"resuming from {checkpointer.path} at step {state.step}/{loop.steps}", flush=True)
     from tqdm import tqdm
 
     bar = tqdm(total=loop.steps, initial=state.step, disable=not (progress and rt.is_main),
                unit="step", mininterval=2.0)
-    sums: dict[str, float] = {}
-    count, t_window = 0, time.perf_counter()
+    t_window = time.perf_counter()
     try:
         while state.step < loop.steps:
             losses = step_fn(state)
@@ -394,11 +457,11 @@ def fit(
             if sample_fn is not None and rt.is_main and (
                     state.step % loop.sample_every == 0 or state.step == loop.steps):
                 sample_fn(state)
-            if state.step % loop.checkpoint_every == 0 and state.step < loop.steps and rt.is_main:
-                checkpointer.save(state.state_dict())
-            if stop_after is not None and state.step >= stop_after:
-                if rt.is_main:
-                    checkpointer.save(state.state_dict())
+            stopping = stop_after is not None and state.step >= stop_after
+            if rt.is_main and (stopping or (state.step % loop.checkpoint_every == 0 and state.step < loop.steps)):
+                logger.snapshot(checkpointer.live_snapshot)  # first: restore drops its rows past the checkpoint
+                checkpointer.save({**state.state_dict(), "log_window": {"sums": sums, "count": count}})
+            if stopping:
                 break
     finally:
         bar.close()

@@ -277,6 +277,35 @@ def test_group_norm_adapts_to_channels(groups, channels, expected):
     assert isinstance(norm, nn.GroupNorm) and norm.num_groups == expected
 
 
+def test_group_norm_stays_in_bf16_under_autocast():
+    torch.manual_seed(0)
+    norm = group_norm(4)(16)
+    nn.init.normal_(norm.weight)
+    nn.init.normal_(norm.bias)
+    x = torch.randn(2, 16, 8, 8) * 3 + 1
+    reference = nn.functional.group_norm(x, 4, norm.weight, norm.bias, norm.eps)
+    assert torch.equal(norm(x), reference)  # fp32: nn.GroupNorm's own path
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = norm(x.to(torch.bfloat16))
+    assert y.dtype == torch.bfloat16  # no round trip through fp32 for the next conv
+    assert torch.allclose(y.float(), reference, rtol=2e-2, atol=2e-2)
+    y.float().sum().backward()
+    assert norm.weight.grad is not None and norm.weight.grad.dtype == torch.float32
+
+
+@pytest.mark.parametrize("kind", ["scan", "color"])
+def test_generators_work_per_image(kind):
+    """The CycleGAN step runs G_scan's three inputs as one batch: that is only the same
+    function if nothing mixes images (no BatchNorm, no batch statistics)."""
+    torch.manual_seed(0)
+    cin, cout = (3, 1) if kind == "scan" else (1, 3)
+    g = WeakGenerator(GeneratorConfig(in_channels=cin, out_channels=cout, width=4, n_down=1, n_res=1, groups=2))
+    x = torch.rand(6, cin, 16, 16) * 2 - 1
+    together = g(x)
+    apart = torch.cat([g(x[i:i + 2]) for i in range(0, 6, 2)])
+    assert torch.allclose(together, apart, atol=1e-5)
+
+
 def test_count_flops():
     conv = nn.Conv2d(4, 8, 3, padding=1)
     assert count_flops(conv, (1, 4, 8, 8)) == 2 * (4 * 9) * 8 * 64  # 2 · MACs per output · outputs

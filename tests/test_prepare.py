@@ -141,7 +141,7 @@ def test_killed_run_resumes_to_identical_output(tmp_path):
 
     table = make_mirror(tmp_path / "mirror", n_color=30, n_scan=30, side=1024, fmt="PNG")
     pq.write_table(table, tmp_path / "selected.parquet")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     cmd = [sys.executable, "-c", KILL_SCRIPT, str(tmp_path)]
     subprocess.run(cmd + ["clean"], check=True, env=env, timeout=300)
     clean = tree_bytes(tmp_path / "clean")

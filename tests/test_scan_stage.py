@@ -2,6 +2,7 @@
 to the same model; pairs line up with the colored shards."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,7 +60,8 @@ def stage_cmd(model: str, ckpt: str, live: str) -> list[str]:
 
 
 def env() -> dict:
-    return dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+                OMP_NUM_THREADS="1")
 
 
 def test_sigkill_then_rerun_resumes_to_the_same_model(project):
@@ -77,6 +79,7 @@ def test_sigkill_then_rerun_resumes_to_the_same_model(project):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (project / "resumed.pt").exists()
+    shutil.rmtree(project / "live2")  # DVC deletes the stage's outputs before re-running it
     out = subprocess.run(stage_cmd("resumed.pt", "ck2", "live2"), cwd=project, env=env(), check=True,
                          timeout=600, capture_output=True, text=True)
     assert "resuming from" in out.stdout + out.stderr
@@ -85,6 +88,10 @@ def test_sigkill_then_rerun_resumes_to_the_same_model(project):
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert not ckpt.exists()  # cleared once the model is published
+    # the loss curves are those of the uninterrupted run, restored from beside the checkpoint
+    for tsv in (project / "live1" / "plots" / "metrics").rglob("*.tsv"):
+        if tsv.name != "images_per_s.tsv":
+            assert (project / "live2" / tsv.relative_to(project / "live1")).read_text() == tsv.read_text(), tsv
     metrics = (project / "resumed.pt.json").read_text()
     assert "scangen_ssim" in metrics and "greyscale_ssim" in metrics
 

@@ -54,6 +54,41 @@ def test_resume_is_exact(tmp_path):
     assert resumed.optimizers["G"].param_groups[0]["lr"] == straight.optimizers["G"].param_groups[0]["lr"]
 
 
+def curves(live: Path) -> dict[str, str]:
+    """DVCLive's metric files, except the wall-clock throughput."""
+    return {str(p.relative_to(live)): p.read_text() for p in sorted((live / "plots" / "metrics").rglob("*.tsv"))
+            if p.name != "images_per_s.tsv"}
+
+
+def test_resumed_run_keeps_its_loss_curves(tmp_path):
+    """DVC deletes the DVCLive folder before re-running a stage; the curves must survive."""
+    import shutil
+
+    def go(live, ckpt, stop_after=None):
+        color, scan = data()
+        state = make_state(TINY, 2e-4, CPU, color, scan, seed=0)
+        logger = MetricLogger(tmp_path / live)
+        try:
+            return fit(state, lambda st: cyclegan_step(st, TINY, CPU), LoopConfig.of(TINY), CPU, logger,
+                       Checkpointer(tmp_path / ckpt, "fp"), progress=False, stop_after=stop_after)
+        finally:
+            logger.close()
+
+    go("a", "ca")
+    go("b", "cb", stop_after=3)
+    snapshot = Checkpointer(tmp_path / "cb", "fp").live_snapshot
+    # a snapshot newer than its checkpoint (killed between the two writes): row 4 must go
+    with open(snapshot / "plots" / "metrics" / "loss" / "cycle.tsv", "a") as f:
+        f.write("4\t123.0\n")
+    shutil.rmtree(tmp_path / "b")  # what DVC does before it re-runs the stage
+    go("b", "cb")
+    full = curves(tmp_path / "a")
+    assert full and curves(tmp_path / "b") == full
+    assert [ln.split("\t")[0] for ln in full["plots/metrics/loss/cycle.tsv"].splitlines()] == ["step", "2", "4", "6"]
+    Checkpointer(tmp_path / "cb", "fp").clear()
+    assert not snapshot.exists()
+
+
 def test_changed_params_start_fresh_and_bad_checkpoint_is_clear(tmp_path):
     run(tmp_path, ckpt="c", stop_after=3, fp="one")
     assert Checkpointer(tmp_path / "c", "two").load() is None  # other params: fresh start
