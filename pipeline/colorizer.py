@@ -33,12 +33,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pipeline.modelio import config_from_dict
-from pipeline.layers import ConvNormAct, NormFactory, PixelShuffleUpsample, ResidualBlock, SimpleSelfAttention, \
-    group_norm
+from pipeline.layers import (ConvNormAct, ImageGenerator, NormFactory, PixelShuffleUpsample, ResidualBlock,
+                             SimpleSelfAttention, group_norm)
 
 MAX_LEVELS = 7  # 2**6 = 64× downsampling; deeper is a typo, not an architecture
 
@@ -112,7 +111,7 @@ def _residual_blocks(ch: int, n: int, norm: NormFactory | None, act) -> nn.Modul
     return nn.Sequential(*[ResidualBlock(ch, norm, act) for _ in range(n)])
 
 
-class AttentionUNet(nn.Module):
+class AttentionUNet(ImageGenerator):
     """The OnePunchGAN colorizer generator: U-Net + simple self-attention + pixel-shuffle decoder.
 
     Code (paper):  encoder[i]  = [blocks, attention, downsample]   contracting path, level i
@@ -178,32 +177,20 @@ class AttentionUNet(nn.Module):
         if cfg.input_skip:  # residual = 0: start as the plain grey conversion
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
+        self.pad_multiple = 2 ** (cfg.n_levels - 1)
+        # reflection padding (stem, residual blocks, head) needs >= 2 pixels at every level
+        self.min_size = 2 * self.pad_multiple
 
     def to_config_dict(self) -> dict[str, Any]:
         """Plain-dict architecture (lists, not tuples): JSON- and `weights_only`-loadable."""
         return {**dataclasses.asdict(self.config), "mults": list(self.config.mults)}
-
-    def _padded_size(self, size: int) -> int:
-        multiple = 2 ** (self.config.n_levels - 1)
-        # reflection padding (stem, residual blocks, head) needs >= 2 pixels at every level
-        return max(-(-size // multiple) * multiple, 2 * multiple)
 
     def _skip(self, x: torch.Tensor) -> torch.Tensor:
         if self.config.in_channels == 1:
             return x.expand(-1, self.config.out_channels, -1, -1)  # grey scan as RGB: (B, C_out, H, W)
         return x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.config.input_skip:
-            # hardtanh keeps the output in [-1, 1] without squashing the skip path
-            return F.hardtanh(self._skip(x) + self._body(x))
-        return torch.tanh(self._body(x))
-
-    def _body(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = self._padded_size(h) - h, self._padded_size(w) - w
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")  # (B, C_in, H', W'), multiples of 2**(L-1)
+    def _net(self, x: torch.Tensor) -> torch.Tensor:  # H', W': multiples of 2**(L-1)
         x = self.stem(x)  # (B, dims[0], H', W')
         skips = []
         for blocks, attn, down in self.encoder:  # level i: (B, dims[i], H'/2**i, W'/2**i)
@@ -216,8 +203,7 @@ class AttentionUNet(nn.Module):
             x = merge(torch.cat([x, skips.pop()], 1))  # (B, 2·dims[i], ...) -> (B, dims[i], ...)
             x = attn(blocks(x))
         assert not skips, "every encoder map must be consumed by the decoder"
-        x = self.head(x)  # (B, C_out, H', W')
-        return x[..., :h, :w]
+        return self.head(x)  # (B, C_out, H', W')
 
 
 def build_unet(config: Mapping[str, Any]) -> AttentionUNet:

@@ -33,12 +33,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pipeline.gan import luma
 from pipeline.modelio import config_from_dict
-from pipeline.layers import ConvNormAct, PixelShuffleUpsample, ResidualBlock, SimpleSelfAttention, group_norm
+from pipeline.layers import (ConvNormAct, ImageGenerator, PixelShuffleUpsample, ResidualBlock, SimpleSelfAttention,
+                             group_norm)
 
 
 def _require(ok: bool, cls: type, key: str, allowed: str, value: Any) -> None:
@@ -92,7 +92,7 @@ class DiscriminatorConfig:
         _require(self.groups >= 0, cls, "groups", "an integer >= 0", self.groups)
 
 
-class WeakGenerator(nn.Module):
+class WeakGenerator(ImageGenerator):
     """The deliberately weak CycleGAN generator: ResNet generator without skips, narrowed.
 
     stem conv7 (reflect) → n_down × [conv3x3 stride 2, width ×2] → n_res × ResidualBlock
@@ -128,15 +128,12 @@ class WeakGenerator(nn.Module):
         if cfg.input_skip:  # start as the plain channel conversion: residual = 0
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
+        self.pad_multiple = 2**cfg.n_down
+        # reflect padding needs pad < size: 3 at full resolution (conv7), 1 at the bottleneck
+        self.min_size = max(4, 2 * self.pad_multiple)
 
     def to_config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config)
-
-    def _padded_size(self, size: int) -> int:
-        multiple = 2**self.config.n_down
-        # reflect padding needs pad < size: 3 at full resolution (conv7), 1 at the bottleneck
-        minimum = max(4, 2 * multiple)
-        return max(-(-size // multiple) * multiple, minimum)
 
     def _skip(self, x: torch.Tensor) -> torch.Tensor:
         cin, cout = self.config.in_channels, self.config.out_channels
@@ -146,23 +143,12 @@ class WeakGenerator(nn.Module):
             return x.expand(-1, 3, -1, -1)
         return x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.config.input_skip:
-            # hardtanh keeps the output in [-1, 1] without squashing the skip path
-            return F.hardtanh(self._skip(x) + self._body(x))
-        return torch.tanh(self._body(x))
-
-    def _body(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = self._padded_size(h) - h, self._padded_size(w) - w
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")  # (B, C_in, H', W'), H', W' multiples of 2**n_down
+    def _net(self, x: torch.Tensor) -> torch.Tensor:  # H', W': multiples of 2**n_down
         x = self.stem(x)  # (B, width, H', W')
         x = self.down(x)  # (B, width·2**n_down, H'/2**n_down, W'/2**n_down)
         x = self.res(x)
         x = self.up(x)  # (B, width, H', W')
-        x = self.head(x)  # (B, C_out, H', W')
-        return x[..., :h, :w]
+        return self.head(x)  # (B, C_out, H', W')
 
 
 class PatchDiscriminator(nn.Module):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from http_server import LoopbackServer
 
@@ -20,3 +21,12 @@ def loopback_server(tmp_path):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's tiny-tensor model tests on one torch thread, restored afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

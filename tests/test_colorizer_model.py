@@ -18,12 +18,7 @@ from pipeline.cyclegan import DiscriminatorConfig, PatchDiscriminator
 from pipeline.layers import PixelShuffleUpsample, SimpleSelfAttention, count_flops
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _unet(**overrides) -> AttentionUNet:
