@@ -35,18 +35,21 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from pipeline import colorization
     from pipeline.config import load_params
-    from pipeline.inference import colorize_files, colorize_image
-    from pipeline.training import setup_runtime, to_model_input
+    from pipeline.inference import colorize_image
+    from pipeline.models.pixels import greyscale_u8, to_model_input
+    from pipeline.models.unet import load_colorizer
+    from pipeline.page_files import colorize_files
+    from pipeline.training.colorizer_step import colorizer_step, make_state
+    from pipeline.training.runtime import setup_runtime
 
     params = load_params(ROOT / "params.yaml")
     rt = setup_runtime("auto", autotune=False)  # as `onepunch colorize` runs
     cfg = replace(params.colorizer, batch_size=args.batch)
     rng = np.random.default_rng(0)
     colors = rng.integers(0, 256, (2000, 64, 64, 3), dtype=np.uint8)
-    scans = colorization.greyscale_u8(colors)
-    state = colorization.make_state(cfg, 2e-4, rt, scans, colors, seed=0)
+    scans = greyscale_u8(colors)
+    state = make_state(cfg, 2e-4, rt, scans, colors, seed=0)
 
     sampler, aug = state.stateful["pairs"], state.stateful["augment"]
     n, t0 = 0, time.perf_counter()
@@ -56,10 +59,10 @@ def main() -> None:
         n += len(s)
     loader = n / (time.perf_counter() - t0)
     for _ in range(3):
-        colorization.colorizer_step(state, cfg, rt)
+        colorizer_step(state, cfg, rt)
     steps, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < 5.0:
-        colorization.colorizer_step(state, cfg, rt)
+        colorizer_step(state, cfg, rt)
         steps += 1
     consumed = steps * args.batch / (time.perf_counter() - t0)
     print(f"loader {loader:8.0f} img/s   training step consumes {consumed:6.1f} img/s   "
@@ -68,7 +71,7 @@ def main() -> None:
     model_path = ROOT / "models/colorizer.pt"
     if not model_path.exists():
         raise SystemExit(f"{model_path}: run `dvc repro` (or `dvc pull`) first")
-    colorizer = colorization.load_colorizer(model_path, rt.device)
+    colorizer = load_colorizer(model_path, rt.device)
     page = Image.fromarray(rng.integers(0, 256, (512, 512), dtype=np.uint8)).convert("RGB")
     work = int(torch.load(model_path, weights_only=True)["image_size"])
     colorize_image(colorizer, None, page, work, rt.device, "scan")

@@ -4,7 +4,7 @@ Generates full-format metadata (string numbers, 1970 nulls, ~30 tag objects per 
 2% duplicate ids) and times three ways of producing the filtered, typed table, each in
 its own child process so peak RSS is measured per method (ru_maxrss of that child):
 
-  ours    pipeline.metadata.filter_metadata (fused parse+dedupe+filter, the
+  ours    pipeline.data.metadata.filter_metadata (fused parse+dedupe+filter, the
           `onepunch metadata --select` path)
   stages  the DVC stages: build_metadata_table (full typed table) + select_posts
   pandas  pandas.read_json(lines=True) + filter + to_parquet
@@ -34,7 +34,7 @@ SCAN_TAGS = ["monochrome", "greyscale", "lineart", "sketch", "comic", "partially
 
 
 def generate(path: Path, n: int, seed: int = 0) -> None:
-    from pipeline.danbooru import dump_record
+    from pipeline.data.danbooru import dump_record
 
     rng = random.Random(seed)
     t0 = datetime(2005, 1, 1, tzinfo=timezone.utc)
@@ -85,7 +85,7 @@ def _select_cfg():
 
 def run_ours(src: Path, out: Path) -> int:
     """The fused path: `onepunch metadata --select params.yaml`."""
-    from pipeline.metadata import filter_metadata
+    from pipeline.data.metadata import filter_metadata
 
     _, counts = filter_metadata([src], out, _select_cfg(), progress=False)
     return counts["selected"]
@@ -93,9 +93,9 @@ def run_ours(src: Path, out: Path) -> int:
 
 def run_stages(src: Path, out: Path) -> int:
     """The DVC stages: full typed table (metadata stage), then the select stage."""
+    from pipeline.data.metadata import build_metadata_table
+    from pipeline.data.select import select_posts
     from pipeline.files import write_parquet
-    from pipeline.metadata import build_metadata_table
-    from pipeline.select import select_posts
 
     table = out.with_suffix(".all.parquet")
     build_metadata_table([src], table, progress=False)

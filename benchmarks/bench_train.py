@@ -64,13 +64,13 @@ def step_runner(model: str, params, size: int, batch: int, rt, compile_models: b
     color = rng.integers(0, 256, (64, size, size, 3), dtype=np.uint8)
     scan = rng.integers(0, 256, (64, size, size, 1), dtype=np.uint8)
     if model == "cyclegan":
-        from pipeline import scangen
+        from pipeline.training import cyclegan_step as scangen
 
         cfg = replace(params.cyclegan, batch_size=batch)
         state = scangen.make_state(cfg, 2e-4, rt, color, scan, seed=0)
         step = scangen.cyclegan_step
     else:
-        from pipeline import colorization
+        from pipeline.training import colorizer_step as colorization
 
         cfg = replace(params.colorizer, batch_size=batch, progressive_sizes=[])
         state = colorization.make_state(cfg, 2e-4, rt, scan, color, seed=0)
@@ -132,7 +132,7 @@ def main() -> None:
     import torch
 
     from pipeline.config import load_params
-    from pipeline.training import Runtime, setup_runtime
+    from pipeline.training.runtime import Runtime, setup_runtime
 
     params = load_params(args.params)
     args.json = args.json or ROOT / f"benchmarks/results/train-{args.model}.json"

@@ -34,12 +34,11 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=15)
     args = ap.parse_args()
 
-    import torch
+    from bench_train import _sync, step_runner
     from torch.profiler import ProfilerActivity, profile
 
-    from bench_train import _sync, step_runner
     from pipeline.config import load_params
-    from pipeline.training import Runtime, setup_runtime
+    from pipeline.training.runtime import Runtime, setup_runtime
 
     rt = setup_runtime(args.device)
     if args.plain:

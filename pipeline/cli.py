@@ -64,7 +64,7 @@ def synthetic(
 ) -> None:
     """Generate a synthetic Danbooru2020 mirror (metadata/, 512px/, groundtruth/)."""
     from pipeline.config import ParamsError, SyntheticConfig, build
-    from pipeline.synthetic import generate_dataset
+    from pipeline.data.synthetic.dataset import generate_dataset
 
     try:
         cfg = build(SyntheticConfig, {"seed": seed, "n_color": n_color, "n_scan": n_scan,
@@ -88,7 +88,7 @@ def metadata(
     With --select, parse only what the tag filter needs and write the selected posts.
     """
     from pipeline.config import ParamsError, load_params
-    from pipeline.metadata import build_metadata_table, discover_metadata_files, filter_metadata
+    from pipeline.data.metadata import build_metadata_table, discover_metadata_files, filter_metadata
 
     files: list[Path] = []
     for p in inputs:
@@ -123,8 +123,8 @@ def select_cmd(
 ) -> None:
     """Apply the tag rules of a params file; print counts per domain and rejection reason."""
     from pipeline.config import ParamsError, load_params
+    from pipeline.data.select import select_posts
     from pipeline.files import write_parquet
-    from pipeline.select import select_posts
 
     if not metadata_parquet.is_file():
         _fail(f"{metadata_parquet}: no such file")
@@ -150,7 +150,7 @@ def prepare_image_cmd(
     """Show what the images stage makes of one file (decode, alpha on white, fit to square)."""
     from PIL import Image
 
-    from pipeline.imaging import DecodeError, prepare_image
+    from pipeline.data.imaging import DecodeError, prepare_image
 
     if fit not in ("pad", "crop"):
         _fail(f"--fit {fit!r}: allowed values are pad, crop")
@@ -181,7 +181,7 @@ def scan(
     Each output has its input's exact size. Unreadable files are reported by name and
     skipped; the exit code is 1 if any file failed.
     """
-    from pipeline.inference import scan_files
+    from pipeline.page_files import scan_files
 
     if device not in ("auto", "cpu", "cuda"):
         _fail(f"--device {device!r}: allowed values are auto, cpu, cuda")
@@ -213,7 +213,7 @@ def colorize(
     Each output has its input's exact size and aspect. Unreadable or too-large files are
     reported by name and skipped; the exit code is 1 if any file failed.
     """
-    from pipeline.inference import colorize_files
+    from pipeline.page_files import colorize_files
 
     if device not in ("auto", "cpu", "cuda"):
         _fail(f"--device {device!r}: allowed values are auto, cpu, cuda")

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pipeline.validation import N_DOWN, N_RES, UNET_LEVELS, in_range, require
+
 DEFAULT_PARAMS = Path("params.yaml")
 
 
@@ -85,10 +87,6 @@ class ApiConfig:
         _check(self.start_id >= 0, f"{key}.start_id", "an integer >= 0", self.start_id)
         _check(0 < self.requests_per_s <= 10, f"{key}.requests_per_s", "a number in (0, 10]",
                self.requests_per_s)
-
-
-SOURCE_KINDS = ("synthetic", "local", "http", "danbooru_api")
-IMAGE_VARIANTS = ("512px", "original")
 
 
 @dataclass(frozen=True)
@@ -206,9 +204,6 @@ class ImagesConfig:
 # --------------------------------------------------------------------------- training
 
 
-DEVICES = ("auto", "cpu", "cuda")
-
-
 @dataclass(frozen=True)
 class TrainingLoopConfig:
     """What both GAN stages share: schedule, Adam betas, augmentation, logging, device."""
@@ -263,8 +258,8 @@ class CycleGANConfig(TrainingLoopConfig):
 
     def validate(self, key: str) -> None:
         self._validate_loop(key, ("generator_width", "disc_width", "groups"), ("lambda_cycle", "lambda_identity"))
-        _check(0 <= self.n_down <= 5, f"{key}.n_down", "an integer in [0, 5]", self.n_down)
-        _check(0 <= self.n_res <= 32, f"{key}.n_res", "an integer in [0, 32]", self.n_res)
+        _check(N_DOWN[0] <= self.n_down <= N_DOWN[1], f"{key}.n_down", in_range(N_DOWN), self.n_down)
+        _check(N_RES[0] <= self.n_res <= N_RES[1], f"{key}.n_res", in_range(N_RES), self.n_res)
         _check(0 <= self.cycle_noise <= 2, f"{key}.cycle_noise", "a number in [0, 2]", self.cycle_noise)
         _check(0 <= self.pool_size <= 1000, f"{key}.pool_size", "an integer in [0, 1000]", self.pool_size)
 
@@ -292,8 +287,8 @@ class ColorizerConfig(TrainingLoopConfig):
 
     def validate(self, key: str) -> None:
         self._validate_loop(key, ("width", "groups", "disc_width"), ("lambda_l1", "g_lr_mult", "d_lr_mult"))
-        _check(1 <= len(self.mults) <= 7 and all(m >= 1 for m in self.mults), f"{key}.mults",
-               "1 to 7 integers >= 1", self.mults)
+        _check(UNET_LEVELS[0] <= len(self.mults) <= UNET_LEVELS[1] and all(m >= 1 for m in self.mults),
+               f"{key}.mults", f"{UNET_LEVELS[0]} to {UNET_LEVELS[1]} integers >= 1", self.mults)
         _check(0 <= self.n_attention <= 2 * len(self.mults), f"{key}.n_attention",
                "an integer in [0, 2 * len(mults)]", self.n_attention)
         _check(all(8 <= s <= 4096 for s in self.progressive_sizes), f"{key}.progressive_sizes",
@@ -415,8 +410,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
 
 
 def _check(ok: bool, key: str, allowed: str, value: Any) -> None:
-    if not ok:
-        raise ParamsError(f"{key} = {value!r}: must be {allowed}")
+    require(ok, key, allowed, value, error=ParamsError)
 
 
 def _join(prefix: str, name: str) -> str:

@@ -1,46 +1,112 @@
-"""Small file helpers shared by stages: atomic writes, so nothing is half-written."""
+"""Writing files and folders so that nothing is ever half-written under its final name.
+
+Every writer in the project goes through these helpers:
+- `atomic_path(path)`: a temporary path beside `path`, renamed over it when the block
+  succeeds and removed when it fails;
+- `open_atomic`, `write_json`, `write_parquet`: the same for a binary stream, JSON, Parquet;
+- `replace_folder(path)`: a fresh folder to fill, swapped in for `path` as a whole.
+
+Temporary names are unique per writer (`tempfile`), so two processes writing the same
+target never touch each other's temporary file: the last rename wins and both results are
+whole. They are hidden and end in `.tmp` (`.NAME.XXXXXXXX.tmp`), so readers that list a
+folder skip them and a leftover from a killed writer is recognisable.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
+TMP_SUFFIX = ".tmp"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _temp_name(path: Path) -> str:
+    return f".{path.name}."
+
 
 @contextmanager
-def open_atomic(path: str | Path) -> Iterator[BinaryIO]:
-    """Write a binary file via `<path>.tmp`, fsync, rename: `path` is never half-written,
-    and a failure inside the block leaves no temp file behind."""
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path in `path`'s folder; on success it becomes `path` (fsynced,
+    with the permissions a plain `open` would give), on failure it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=_temp_name(path), suffix=TMP_SUFFIX)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with open(tmp, "wb") as f:
-            yield f
-            f.flush()
+        yield tmp
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
+@contextmanager
+def open_atomic(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary file opened for writing that appears at `path` only once complete."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        yield f
+
+
 def write_json(path: str | Path, obj: Any) -> None:
-    """Write JSON via a temp file + rename: readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Pretty, sorted, UTF-8 JSON, written atomically."""
+    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    with open_atomic(path) as f:
+        f.write(text.encode("utf-8"))
 
 
 def write_parquet(path: str | Path, table) -> None:
-    """Write a pyarrow Table to Parquet atomically."""
+    """A pyarrow Table as zstd Parquet, written atomically."""
     import pyarrow.parquet as pq
 
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+@contextmanager
+def replace_folder(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`; when the block succeeds it replaces
+    `path` whole (the old folder is moved aside, then deleted), when it fails it is removed
+    and `path` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    # a folder has one writer at a time (DVC runs one stage at a time on a workspace), so
+    # what earlier writers of this folder left behind when they were killed can go
+    for stale in leftovers(path.parent, path.name):
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temp_name(path), suffix=TMP_SUFFIX))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        old = None
+        if path.exists() or path.is_symlink():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temp_name(path), suffix=".old"))
+            os.replace(path, old / path.name)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def leftovers(folder: str | Path, name: str) -> list[Path]:
+    """Temporary files and folders these helpers left for target `name` in `folder` when a
+    writer was killed (they never carry the final name; safe to delete)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    prefix = _temp_name(Path(name))
+    return sorted(p for p in folder.iterdir() if p.name.startswith(prefix) and p.name.endswith((TMP_SUFFIX, ".old")))

@@ -1,29 +1,52 @@
-"""Running published models on a user's own images, any size or mode.
-
-An image is decoded robustly (alpha onto white, CMYK, palette, 16-bit, EXIF rotation,
-a decompression-bomb cap), resized so its long side is the model's working size, run
-through the network (which pads odd sizes internally), and the result is resized back to
-the input's exact size. Failures are reported per file, naming the file; one bad file
-never stops a batch.
+"""Running the published networks: on uint8 arrays in batches (stages), and on one PIL image
+of any size (the CLI).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
-MAX_PIXELS = 200_000_000
+from pipeline.models.pixels import to_model_input, to_uint8_image
+from pipeline.training.runtime import Runtime
 
 
-@dataclass
-class FileResult:
-    source: Path
-    output: Path | None = None
-    error: str | None = None
+@torch.no_grad()
+def run_batched(model: nn.Module, images, out_channels: int, rt: Runtime, batch: int = 64,
+                progress: bool = False, desc: str = "") -> np.ndarray:
+    """Inference over uint8 (N, H, W, C) images -> uint8 (N, H, W, out_channels)."""
+    from tqdm import tqdm
+
+    model.eval()
+    out = []
+    for chunk in tqdm(list(iterate_batches(images, batch)), disable=not progress, desc=desc, unit="batch"):
+        x = to_model_input(torch.from_numpy(chunk), rt.device, rt.memory_format)
+        with rt.autocast():
+            y = model(x)
+        out.append(to_uint8_image(y).permute(0, 2, 3, 1).cpu().numpy())
+    model.train()
+    return np.concatenate(out) if out else np.zeros((0, *images.shape[1:3], out_channels), np.uint8)
+
+
+def iterate_batches(array: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    """Sequential batches for inference (make_pairs, evaluation)."""
+    for i in range(0, len(array), batch_size):
+        yield np.ascontiguousarray(array[i:i + batch_size])
+
+
+def generate_scans(model: nn.Module, color: np.ndarray, rt: Runtime, batch: int = 64,
+                   progress: bool = False) -> np.ndarray:
+    """uint8 (N, H, W, 3) colored images -> uint8 (N, H, W, 1) scans."""
+    return run_batched(model, color, 1, rt, batch, progress, desc="scans")
+
+
+def colorize_arrays(model: nn.Module, scans: np.ndarray, rt: Runtime, batch: int = 64) -> np.ndarray:
+    """uint8 (N, H, W, 1) scans -> uint8 (N, H, W, 3) colorizations."""
+    return run_batched(model, scans, 3, rt, batch)
 
 
 def working_size(width: int, height: int, work_size: int) -> tuple[int, int]:
@@ -43,25 +66,6 @@ def scan_image(model: torch.nn.Module, img: Image.Image, work_size: int, device:
     y = model(x)[0, 0].float().clamp(-1, 1)
     out = Image.fromarray(((y + 1) * 127.5).round().to(torch.uint8).cpu().numpy(), mode="L")
     return out.resize((w, h), Image.Resampling.BICUBIC) if out.size != (w, h) else out
-
-
-def default_output(src: Path, out_dir: Path | None, suffix: str) -> Path:
-    folder = out_dir if out_dir is not None else src.parent
-    return folder / f"{src.stem}.{suffix}.png"
-
-
-def scan_files(paths: list[Path], model_path: Path, out_dir: Path | None = None, work_size: int | None = None,
-               device: str = "auto", progress: bool = True) -> list[FileResult]:
-    """`onepunch scan`: colored images -> line-art scans, each written next to its input
-    (or into out_dir) as NAME.scan.png."""
-    from pipeline.scangen import load_scan_generator
-    from pipeline.training import setup_runtime
-
-    rt = setup_runtime(device, autotune=False)
-    model = load_scan_generator(model_path, rt.device).to(memory_format=torch.channels_last)
-    size = work_size or model.image_size
-    return _process_files(paths, out_dir, "scan", lambda img: scan_image(model, img, size, rt.device),
-                          MAX_PIXELS, progress)
 
 
 def is_colored(img: Image.Image, threshold: float = 12.0) -> bool:
@@ -90,53 +94,3 @@ def colorize_image(colorizer: torch.nn.Module, scangen: torch.nn.Module | None, 
     y = colorizer(scan.contiguous(memory_format=torch.channels_last))[0].float().clamp(-1, 1)
     out = Image.fromarray(((y + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy(), mode="RGB")
     return out.resize((w, h), Image.Resampling.BICUBIC) if out.size != (w, h) else out
-
-
-def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | None, out_dir: Path | None = None,
-                   work_size: int | None = None, device: str = "auto", treat_as: str = "auto",
-                   max_pixels: int = MAX_PIXELS, progress: bool = True) -> list[FileResult]:
-    """`onepunch colorize`: scans or colored pages -> NAME.color.png at the input's size."""
-    from pipeline.colorization import load_colorizer
-    from pipeline.scangen import load_scan_generator
-    from pipeline.training import setup_runtime
-
-    rt = setup_runtime(device, autotune=False)
-    colorizer = load_colorizer(model_path, rt.device).to(memory_format=torch.channels_last)
-    scangen = None
-    if scan_model_path is not None and Path(scan_model_path).is_file():
-        scangen = load_scan_generator(scan_model_path, rt.device)
-    size = work_size or colorizer.image_size
-    return _process_files(paths, out_dir, "color",
-                          lambda img: colorize_image(colorizer, scangen, img, size, rt.device, treat_as),
-                          max_pixels, progress)
-
-
-def _process_files(paths: list[Path], out_dir: Path | None, suffix: str, convert, max_pixels: int,
-                   progress: bool) -> list[FileResult]:
-    """Decode each file, convert it, write NAME.<suffix>.png atomically; one result per file,
-    failures named and kept, never raised."""
-    from tqdm import tqdm
-
-    from pipeline.imaging import DecodeError, decode_image
-
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for path in tqdm(paths, desc=suffix, unit="img", disable=not progress):
-        res = FileResult(path)
-        try:
-            if not path.is_file():
-                raise FileNotFoundError("no such file")
-            out = convert(decode_image(path, max_pixels=max_pixels, name=str(path)))
-            res.output = default_output(path, out_dir, suffix)
-            tmp = res.output.with_name(res.output.name + ".tmp")
-            # zlib level 3: a 1024x1448 page encodes in 82 ms instead of 180 ms at Pillow's
-            # default 6, for files 2% larger
-            out.save(tmp, format="PNG", compress_level=3)
-            tmp.replace(res.output)
-        except DecodeError as exc:
-            res.error = f"{exc.reason}: {exc.detail}"
-        except (OSError, ValueError) as exc:
-            res.error = str(exc)
-        results.append(res)
-    return results

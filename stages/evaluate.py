@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.config import load_params
-from pipeline.files import write_json
+from pipeline.files import atomic_path, write_json
 
 
 def main() -> None:
@@ -20,16 +20,14 @@ def main() -> None:
     args = ap.parse_args()
     params = load_params()
 
-    from pipeline.evaluate import evaluate, evaluation_grid
+    from pipeline.evaluation.evaluate import evaluate
+    from pipeline.evaluation.grids import evaluation_grid
 
     metrics, shown = evaluate(Path(args.prepared), Path(args.scan_model),
                               {"scangen": Path(args.colorizer), "greyscale": Path(args.greyscale_colorizer)},
                               device=params.colorizer.device, batch=params.colorizer.eval_batch)
-    grid = Path(args.grid)
-    grid.parent.mkdir(parents=True, exist_ok=True)
-    tmp = grid.with_name(grid.name + ".tmp.png")
-    evaluation_grid(shown).save(tmp)
-    tmp.replace(grid)
+    with atomic_path(args.grid) as tmp:
+        evaluation_grid(shown).save(tmp, format="PNG")
     write_json(args.metrics, {"eval": metrics})
 
 

@@ -5,9 +5,9 @@ import argparse
 import pyarrow.parquet as pq
 
 from pipeline.config import load_params
+from pipeline.data.danbooru import image_root
+from pipeline.data.prepare import prepare_images
 from pipeline.files import write_json
-from pipeline.prepare import prepare_images
-from pipeline.sources import image_root
 
 
 def main() -> None:

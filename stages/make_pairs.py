@@ -16,7 +16,7 @@ def main() -> None:
     args = ap.parse_args()
     params = load_params()
 
-    from pipeline.pairs import make_pairs
+    from pipeline.data.pairs import make_pairs
 
     stats = make_pairs(Path(args.model), Path(args.prepared), Path(args.out),
                        batch=params.cyclegan.eval_batch, device=params.cyclegan.device)

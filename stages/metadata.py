@@ -3,9 +3,9 @@
 import argparse
 
 from pipeline.config import load_params
+from pipeline.data.danbooru import metadata_dir
+from pipeline.data.metadata import build_metadata_table, discover_metadata_files
 from pipeline.files import write_json
-from pipeline.metadata import build_metadata_table, discover_metadata_files
-from pipeline.sources import metadata_dir
 
 
 def main() -> None:

@@ -3,8 +3,8 @@
 import argparse
 
 from pipeline.config import load_params
+from pipeline.data.select import select_posts
 from pipeline.files import write_json, write_parquet
-from pipeline.select import select_posts
 
 
 def main() -> None:

@@ -3,8 +3,8 @@
 import argparse
 
 from pipeline.config import load_params
+from pipeline.data.sources import materialize_source
 from pipeline.files import write_json
-from pipeline.sources import materialize_source
 
 
 def main() -> None:

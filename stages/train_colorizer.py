@@ -22,15 +22,14 @@ def main() -> None:
     ap.add_argument("--live", required=True, help="DVCLive folder (loss curves, sample grids)")
     ap.add_argument("--checkpoints", default=None,
                     help="resume checkpoints (default: data/cache/checkpoints/train_colorizer-VARIANT)")
-    ap.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     params = load_params()
 
-    from pipeline.colorizer_stage import train_colorizer
+    from pipeline.training.train_colorizer import train_colorizer
 
     ckpt = Path(args.checkpoints or f"data/cache/checkpoints/train_colorizer-{args.variant}")
     metrics = train_colorizer(params, args.variant, Path(args.prepared), Path(args.pairs) if args.pairs else None,
-                              Path(args.model), Path(args.live), ckpt, stop_after=args.stop_after)
+                              Path(args.model), Path(args.live), ckpt)
     if metrics is not None:
         write_json(args.metrics, {"colorizer": metrics})
 

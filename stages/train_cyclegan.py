@@ -20,14 +20,13 @@ def main() -> None:
     ap.add_argument("--live", required=True, help="DVCLive folder (loss curves, sample grids)")
     ap.add_argument("--checkpoints", default="data/cache/checkpoints/train_cyclegan",
                     help="resume checkpoints, kept across kills (default: %(default)s)")
-    ap.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)  # tests: simulated kill
     args = ap.parse_args()
     params = load_params()
 
-    from pipeline.scangen_stage import train_scan_generator
+    from pipeline.training.train_cyclegan import train_scan_generator
 
     metrics = train_scan_generator(params, Path(args.prepared), Path(args.model), Path(args.live),
-                                   Path(args.checkpoints), stop_after=args.stop_after)
+                                   Path(args.checkpoints))
     if metrics is not None:
         write_json(args.metrics, {"scan": metrics})
 

@@ -1,5 +1,6 @@
 """Small helpers shared by test modules (imported as `from helpers import ...`)."""
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -16,3 +17,11 @@ def fit_one_batch(net: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, l
         opt.step()
         losses.append(loss.item())
     return losses
+
+
+def smooth(n, c, size=32, seed=0):
+    """uint8 (n, size, size, c) images that vary slowly (4x4 noise, bilinear-upsampled)."""
+    rng = np.random.default_rng(seed)
+    low = torch.from_numpy(rng.random((n, c, 4, 4), dtype=np.float32))
+    up = torch.nn.functional.interpolate(low, size=size, mode="bilinear")
+    return (up.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import ParamsError, Params, load_params, params_from_dict
+from pipeline.config import Params, ParamsError, load_params, params_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+pytestmark = pytest.mark.slow  # `make test` runs them; `-m 'not slow'` skips them
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SKIP_TOP = {"dvclive", "metrics", "eval", "docs", "benchmarks", "tests", "data", "models"}

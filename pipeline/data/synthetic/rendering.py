@@ -1,0 +1,254 @@
+"""Rendering a synthetic scene: the true scan (`render_scan`) and a colored illustration (`render_color`).
+
+Also the palettes, backgrounds and the 512px subset's geometry (`fit_size`, `pad_to_square`).
+Used by the `source` stage (kind synthetic, via `generate_dataset`) and by `onepunch synthetic`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageChops, ImageDraw
+
+from pipeline.data.synthetic.scenes import Region, Scene, Stroke, choose, ellipse
+
+PAD_GREY = 255  # the 512px images are padded with white
+
+
+def _ribbon(points: np.ndarray, width: float) -> np.ndarray:
+    """The outline of a stroke that swells from a point to `width` and back (brush ink)."""
+    d = np.gradient(points, axis=0)
+    n = np.stack([-d[:, 1], d[:, 0]], 1)
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-9)
+    t = np.linspace(0, 1, len(points))
+    half = 0.5 * width * (0.25 + 0.75 * np.sin(np.pi * t) ** 0.7)
+    return np.vstack([points + n * half[:, None], (points - n * half[:, None])[::-1]])
+
+
+def xy_points(points: np.ndarray) -> list[tuple[float, float]]:
+    return [tuple(p) for p in points.tolist()]
+
+
+def _draw_stroke(draw: ImageDraw.ImageDraw, s: Stroke, k: float, fill: Any) -> None:
+    pts = s.points * k
+    w = s.width * k
+    if s.tapered and len(pts) > 2 and w >= 2:
+        draw.polygon(xy_points(_ribbon(pts, w)), fill=fill)
+    else:
+        draw.line(xy_points(pts), fill=fill, width=max(1, round(w)), joint="curve")
+
+
+def draw_outline(draw: ImageDraw.ImageDraw, pts: np.ndarray, width: float, fill: Any) -> None:
+    if width <= 0:
+        return
+    w = max(1, round(width))
+    ring = np.vstack([pts, pts[:2]])  # wrap past the start so the seam gets a round joint
+    draw.line(xy_points(ring), fill=fill, width=w, joint="curve")
+
+
+def _box(pts: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """Integer bounding box of a polygon, clipped to the image; None if outside it."""
+    x0 = max(0, int(math.floor(pts[:, 0].min())))
+    y0 = max(0, int(math.floor(pts[:, 1].min())))
+    x1 = min(size[0], int(math.ceil(pts[:, 0].max())) + 1)
+    y1 = min(size[1], int(math.ceil(pts[:, 1].max())) + 1)
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
+def _mask(pts: np.ndarray, box: tuple[int, int, int, int], shift=(0.0, 0.0)) -> Image.Image:
+    m = Image.new("L", (box[2] - box[0], box[3] - box[1]), 0)
+    ImageDraw.Draw(m).polygon(xy_points(pts - np.array([box[0] - shift[0], box[1] - shift[1]])), fill=255)
+    return m
+
+
+def _tone_pattern(kind: str, box: tuple[int, int, int, int], period: float, angle: float) -> np.ndarray:
+    """Boolean ink of a screentone (dots) or hatching over `box`, aligned to the page grid."""
+    ys, xs = np.mgrid[box[1]:box[3], box[0]:box[2]].astype(np.float32)
+    c, s = math.cos(angle), math.sin(angle)
+    u, v = xs * c + ys * s, -xs * s + ys * c
+    if kind == "dots":
+        du = np.mod(u, period) - period / 2
+        dv = np.mod(v, period) - period / 2
+        return du * du + dv * dv < (0.28 * period) ** 2
+    period *= 1.6  # hatching is coarser than dot screens
+    ink = np.mod(u + v, period) < max(1.0, 0.25 * period)
+    if kind == "crosshatch":
+        ink |= np.mod(u - v, period) < max(1.0, 0.25 * period)
+    return ink
+
+
+def render_scan(scene: Scene, size: tuple[int, int] | None = None) -> Image.Image:
+    """The true line-art scan: black ink on white, screentone and hatching, 'L' mode."""
+    size = size or (scene.width, scene.height)
+    k = size[0] / scene.width
+    img = Image.new("L", size, 255)
+    draw = ImageDraw.Draw(img)
+    period = max(2.0, scene.tone_period * k)
+    for region in scene.regions:
+        pts = region.outline * k
+        if region.tone == "black":
+            draw.polygon(xy_points(pts), fill=0)
+        else:
+            draw.polygon(xy_points(pts), fill=255)
+            if region.tone != "none" and (box := _box(pts, size)) is not None:
+                ink = _tone_pattern(region.tone, box, period, scene.tone_angle)
+                ink &= np.asarray(_mask(pts, box)) > 0
+                img.paste(0, box, Image.fromarray(ink.astype(np.uint8) * 255))
+        for s in region.details:
+            _draw_stroke(draw, s, k, 0)
+        draw_outline(draw, pts, region.width * k, 0)
+    return img
+
+
+# --------------------------------------------------------------------------- color
+
+
+def hsv_color(h: float, s: float, v: float) -> np.ndarray:
+    i = int(h * 6) % 6
+    f = h * 6 - math.floor(h * 6)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    rgb = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i]
+    return np.array(rgb) * 255
+
+
+def rgb_tuple(c: np.ndarray) -> tuple[int, int, int]:
+    return tuple(int(round(x)) for x in np.clip(c, 0, 255))
+
+
+# material -> (hue, saturation, value) ranges of its base color; hue None: any
+_MATERIAL_HSV = {
+    "skin": ((0.03, 0.08), (0.15, 0.35), (0.9, 1.0)),
+    "hair": (None, (0.35, 0.85), (0.45, 0.95)),
+    "cloth": (None, (0.4, 0.9), (0.45, 0.9)),
+    "iris": (None, (0.5, 0.95), (0.45, 0.85)),
+    "pupil": (None, (0.5, 0.7), (0.2, 0.3)),
+    "accent": (None, (0.6, 1.0), (0.7, 1.0)),
+    "object": (None, (0.35, 0.9), (0.55, 0.95)),
+    "ground": (None, (0.2, 0.55), (0.5, 0.85)),
+}
+_FIXED_COLORS = {"eye": np.array([250.0, 250, 252]), "shine": np.array([255.0, 255, 255])}
+_PER_PICTURE = ("skin", "pupil", "ground")  # one color for the whole picture
+_FLAT_MATERIALS = ("shine", "pupil", "eye", "ground")  # no cel shading
+_GLOSSY_MATERIALS = ("hair", "object", "accent", "iris")  # get a highlight
+_SKIN_SHADE = np.array([0.95, 0.78, 0.74])  # warm, not grey, shadows on skin
+
+
+@dataclass
+class _Palette:
+    """One colorist's choices for one picture; each character or prop gets its own colors."""
+
+    rng: np.random.Generator
+    shade_mul: np.ndarray  # multiplied into a base color on the shadow side (tinted, cel style)
+    light: np.ndarray  # unit vector towards the light, image coordinates
+    line: np.ndarray | None  # None: each region's line is a dark version of its fill
+    chosen: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+
+    def color(self, region: Region) -> np.ndarray:
+        if region.material in _FIXED_COLORS:
+            return _FIXED_COLORS[region.material]
+        key = (region.material, 0 if region.material in _PER_PICTURE else region.group)
+        if key not in self.chosen:  # drawn on first use: the region order fixes the rng order
+            hue, sat, val = _MATERIAL_HSV[region.material]
+            h = self.rng.uniform(*hue) if hue else self.rng.random()
+            self.chosen[key] = hsv_color(h, self.rng.uniform(*sat), self.rng.uniform(*val))
+        return self.chosen[key]
+
+
+def _make_palette(rng: np.random.Generator) -> _Palette:
+    angle = rng.uniform(0, 2 * np.pi)
+    line_kind = choose(rng, {"black": 4, "brown": 2.5, "navy": 1, "trace": 2})
+    line = {"black": np.array([20.0, 18, 22]), "brown": np.array([70.0, 40, 30]),
+            "navy": np.array([30.0, 36, 80]), "trace": None}[line_kind]
+    shade = np.array([0.68, 0.66, 0.8]) if rng.random() < 0.6 else np.full(3, 0.7)  # often bluish
+    return _Palette(rng, shade, np.array([math.cos(angle), math.sin(angle)]), line)
+
+
+BACKGROUNDS = {"simple": 3.0, "gradient": 5.0, "white": 1.2}  # kind -> how often
+
+
+def pick_background(rng: np.random.Generator) -> str:
+    return choose(rng, BACKGROUNDS)
+
+
+def _background(rng: np.random.Generator, size: tuple[int, int], kind: str) -> Image.Image:
+    """A colored backdrop: flat color, a two-color gradient, or white."""
+    if kind not in BACKGROUNDS:
+        raise ValueError(f"background {kind!r}: allowed values are {', '.join(BACKGROUNDS)}")
+    if kind == "white":
+        return Image.new("RGB", size, (255, 255, 255))
+    c0 = hsv_color(rng.random(), rng.uniform(0.15, 0.6), rng.uniform(0.65, 0.95))
+    if kind == "simple":
+        return Image.new("RGB", size, rgb_tuple(c0))
+    c1 = hsv_color(rng.random(), rng.uniform(0.2, 0.7), rng.uniform(0.5, 1.0))
+    # a smooth ramp computed small and upsampled: cheap, and bilinear keeps it smooth
+    sw, sh = max(2, size[0] // 16), max(2, size[1] // 16)
+    ang = rng.uniform(0, 2 * np.pi)
+    ys, xs = np.mgrid[0:sh, 0:sw] / np.array([sh - 1, sw - 1])[:, None, None]
+    t = (xs - 0.5) * math.cos(ang) + (ys - 0.5) * math.sin(ang)
+    t = ((t - t.min()) / max(np.ptp(t), 1e-6))[..., None]
+    small = (c0 * (1 - t) + c1 * t).astype(np.uint8)
+    return Image.fromarray(small, "RGB").resize(size, Image.BILINEAR)
+
+
+def render_color(scene: Scene, size: tuple[int, int] | None, rng: np.random.Generator,
+                 background: str | None = None) -> Image.Image:
+    """The scene as a colored illustration ('RGB').
+
+    Flat palette fills, a cel-shaded crescent on each region's side away from the light,
+    a highlight towards it, tinted lines, and screentone/hatching replaced by color.
+    `background` is one of BACKGROUNDS (None: drawn from rng).
+    """
+    size = size or (scene.width, scene.height)
+    k = size[0] / scene.width
+    pal = _make_palette(rng)
+    img = _background(rng, size, background or pick_background(rng))
+    draw = ImageDraw.Draw(img)
+    for region in scene.regions:
+        pts = region.outline * k
+        base = pal.color(region)
+        if region.tone == "black" and region.material not in ("pupil",):
+            base = base * 0.45  # inked-black areas become a dark color
+        elif region.tone in ("dots", "hatch", "crosshatch"):
+            base = base * 0.85  # toned areas were darker ones
+        fill = rgb_tuple(base)
+        draw.polygon(xy_points(pts), fill=fill)
+        box = _box(pts, size)
+        extent = float(np.ptp(pts, axis=0).max())
+        if box is not None and region.material not in _FLAT_MATERIALS and extent >= 6:
+            region_mask = _mask(pts, box)
+            # cel shading: the region minus itself shifted towards the light = the far rim
+            skin = region.material == "skin"
+            shift = pal.light * extent * (rng.uniform(0.05, 0.09) if skin else rng.uniform(0.08, 0.16))
+            shadow = ImageChops.subtract(region_mask, _mask(pts, box, shift))
+            img.paste(rgb_tuple(base * (_SKIN_SHADE if skin else pal.shade_mul)), box, shadow)
+            if region.material in _GLOSSY_MATERIALS and rng.random() < 0.8:  # a shine on the lit side
+                centre = pts.mean(axis=0) + pal.light * extent * 0.28
+                hl = ellipse(centre[0], centre[1], extent * 0.16, extent * 0.08,
+                              math.atan2(pal.light[1], pal.light[0]) + np.pi / 2, 16)
+                hl_mask = ImageChops.multiply(region_mask, _mask(hl, box))
+                img.paste(rgb_tuple(base + (255 - base) * 0.55), box, hl_mask)
+        line = rgb_tuple(pal.line if pal.line is not None else base * 0.4)
+        for s in region.details:
+            _draw_stroke(draw, s, k, line)
+        draw_outline(draw, pts, region.width * k, line)
+    return img
+
+
+def fit_size(width: int, height: int, canvas: int) -> tuple[int, int]:
+    """Size of an original width x height image in the 512px subset: shrunk to fit, never grown."""
+    if width < 1 or height < 1:
+        raise ValueError(f"image size {width}x{height}: both sides must be >= 1")
+    k = min(1.0, canvas / max(width, height))
+    return max(1, round(width * k)), max(1, round(height * k))
+
+
+def pad_to_square(img: Image.Image, canvas: int) -> Image.Image:
+    """Centre img on a canvas x canvas white square, as the 512px subset pads."""
+    assert img.width <= canvas and img.height <= canvas
+    fill = PAD_GREY if img.mode == "L" else (PAD_GREY,) * 3
+    out = Image.new(img.mode, (canvas, canvas), fill)
+    out.paste(img, ((canvas - img.width) // 2, (canvas - img.height) // 2))
+    return out

@@ -1,0 +1,52 @@
+"""Image grids: the training sample grids (DVCLive, every `sample_every` steps) and the
+evaluation grid (`eval/grid.png`, shown by `dvc plots show`). One helper lays them all out."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.inference import colorize_arrays, generate_scans
+from pipeline.models.pixels import luma
+from pipeline.training.runtime import Runtime
+
+
+def image_grid(rows: list[np.ndarray], scale: int):
+    """PIL grid of uint8 (N, H, W, 1 or 3) rows, one image per column, enlarged `scale`×
+    with nearest-neighbour (the pixels a 64-px model sees stay visible)."""
+    import torchvision
+    from PIL import Image
+
+    tensors = [torch.from_numpy(np.ascontiguousarray(r)).permute(0, 3, 1, 2).expand(-1, 3, -1, -1) for r in rows]
+    grid = torchvision.utils.make_grid(torch.cat(tensors), nrow=len(rows[0]), padding=2, pad_value=128)
+    img = Image.fromarray(grid.permute(1, 2, 0).numpy())
+    return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+
+
+def _grey(color: np.ndarray) -> np.ndarray:
+    c = torch.from_numpy(color).permute(0, 3, 1, 2)
+    return luma(c.float()).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def scan_sample_grid(g_scan: nn.Module, color: np.ndarray, truth: np.ndarray | None, rt: Runtime):
+    """Rows: colored | generated scan | true scan (when known) | greyscale(color)."""
+    rows = [color, generate_scans(g_scan, color, rt)] + ([truth] if truth is not None else []) + [_grey(color)]
+    return image_grid(rows, scale=2)
+
+
+def colorizer_sample_grid(g: nn.Module, scans: np.ndarray, colors: np.ndarray, rt: Runtime):
+    """Rows: input scan | colorization | ground truth."""
+    return image_grid([scans, colorize_arrays(g, scans, rt), colors], scale=2)
+
+
+EVALUATION_ROWS = ("true_scan", "scan_approximation", "colorized_scangen", "colorized_greyscale", "ground_truth")
+
+
+def evaluation_grid(shown: dict[str, np.ndarray], n: int = 8):
+    """One column per holdout image (n spread over the holdout); rows: true scan, scan
+    approximation, colorization (generated-scan model), colorization (greyscale model),
+    ground truth — those present in `shown`."""
+    total = len(shown["ground_truth"])
+    idx = np.linspace(0, total - 1, min(n, total)).astype(int)
+    return image_grid([shown[key][idx] for key in EVALUATION_ROWS if key in shown], scale=3)

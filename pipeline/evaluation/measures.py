@@ -1,0 +1,101 @@
+"""Quality measures for the evaluation (README, "evaluate").
+
+PSNR and SSIM come from torchmetrics (Gaussian-window SSIM of Wang et al. 2004); L1 is the
+mean absolute difference; CIEDE2000 ΔE from scikit-image; colorfulness after Hasler &
+Süsstrunk (2003); line fidelity: the share of the input scan's line pixels still dark in
+the output. Per-image functions return one value per image so callers can average or
+report spread.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pipeline.models.pixels import luma
+
+
+def l1_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return (pred.float() - target.float()).abs().flatten(1).mean(1)
+
+
+def psnr_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    return peak_signal_noise_ratio(pred.float(), target.float(), data_range=1.0, reduction="none",
+                                   dim=(1, 2, 3))
+
+
+def ssim_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    return structural_similarity_index_measure(pred.float(), target.float(), data_range=1.0,
+                                               reduction="none")
+
+
+def compare(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-image L1, PSNR (dB) and SSIM of `pred` against `target`."""
+    return {"l1": l1_per_image(pred, target), "psnr": psnr_per_image(pred, target),
+            "ssim": ssim_per_image(pred, target)}
+
+
+LINE_DARK = 0.35  # a scan pixel below this (0..1) is line art
+
+
+OUTPUT_DARK = 0.5  # ... and counts as kept when the output's luma is below this
+
+
+def colorfulness(rgb_u8: np.ndarray) -> np.ndarray:
+    """Hasler–Süsstrunk colorfulness per image of uint8 (N, H, W, 3)."""
+    x = rgb_u8.astype(np.float64)
+    rg = x[..., 0] - x[..., 1]
+    yb = 0.5 * (x[..., 0] + x[..., 1]) - x[..., 2]
+    std = np.sqrt(rg.reshape(len(x), -1).std(1) ** 2 + yb.reshape(len(x), -1).std(1) ** 2)
+    mean = np.sqrt(rg.reshape(len(x), -1).mean(1) ** 2 + yb.reshape(len(x), -1).mean(1) ** 2)
+    return std + 0.3 * mean
+
+
+def delta_e(pred_u8: np.ndarray, target_u8: np.ndarray) -> np.ndarray:
+    """Mean CIEDE2000 ΔE per image."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    return np.array([deltaE_ciede2000(rgb2lab(p), rgb2lab(t)).mean() for p, t in zip(pred_u8, target_u8)])
+
+
+def line_fidelity(scan_u8: np.ndarray, out_u8: np.ndarray) -> np.ndarray:
+    """Share of the scan's line pixels that stay dark in the colorization, per image."""
+    lines = scan_u8[..., 0].astype(np.float32) / 255 < LINE_DARK
+    from pipeline.models.pixels import LUMA
+
+    luma = (out_u8.astype(np.float32) @ np.array(LUMA, np.float32)) / 255
+    kept = (luma < OUTPUT_DARK) & lines
+    n = lines.reshape(len(lines), -1).sum(1)
+    return np.where(n > 0, kept.reshape(len(kept), -1).sum(1) / np.maximum(n, 1), 1.0)
+
+
+def color_metrics(pred_u8: np.ndarray, target_u8: np.ndarray, scan_u8: np.ndarray) -> dict[str, float]:
+
+    p = torch.from_numpy(pred_u8).permute(0, 3, 1, 2).float() / 255
+    t = torch.from_numpy(target_u8).permute(0, 3, 1, 2).float() / 255
+    return {
+        "psnr": round(float(psnr_per_image(p, t).clamp(max=100).mean()), 4),
+        "ssim": round(float(ssim_per_image(p, t).mean()), 4),
+        "delta_e": round(float(delta_e(pred_u8, target_u8).mean()), 4),
+        "colorfulness": round(float(colorfulness(pred_u8).mean()), 3),
+        "line_fidelity": round(float(line_fidelity(scan_u8, pred_u8).mean()), 4),
+    }
+
+
+def scan_quality(pred: np.ndarray, color: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """L1 / PSNR / SSIM of generated scans `pred` = scangen(color) and of greyscale(color)
+    against the true scans (all uint8 NHWC; the caller generates `pred` once)."""
+
+    pred_t = torch.from_numpy(np.asarray(pred)).permute(0, 3, 1, 2).float() / 255
+    gt = torch.from_numpy(np.asarray(truth)).permute(0, 3, 1, 2).float() / 255
+    grey = luma(torch.from_numpy(np.asarray(color)).permute(0, 3, 1, 2).float()).round() / 255
+    out = {}
+    for name, x in (("scangen", pred_t), ("greyscale", grey)):
+        for metric, values in compare(x, gt).items():
+            out[f"{name}_{metric}"] = round(float(values.clamp(max=100).mean()), 4)
+    out["images"] = len(color)
+    return out

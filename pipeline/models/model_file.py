@@ -1,0 +1,83 @@
+"""Published model files (`models/*.pt`) and the architecture dicts inside them.
+
+A published file is a plain dict — format tag, version, the architecture as a dict, the
+weights, a few facts (training image size, steps) — so it loads with
+`torch.load(weights_only=True)` and rebuilds without params.yaml. Both model families
+(scan generator, colorizer) write and read it through these functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from pipeline.files import open_atomic
+
+
+def config_from_dict(cls: type, config: Mapping[str, Any], require_all: bool = False) -> Any:
+    """Build architecture dataclass `cls` from a plain dict, naming any unknown, missing or
+    mistyped key. `require_all`: keys with defaults are required too (a checkpoint missing
+    one would silently get today's default, not the architecture it was trained with)."""
+    if not isinstance(config, Mapping):
+        raise ValueError(f"{cls.__name__}: expected a dict of architecture keys, got {type(config).__name__}")
+    fields = dataclasses.fields(cls)
+    names = [f.name for f in fields]
+    unknown = [k for k in config if k not in names]
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown key(s) {unknown}; allowed: {names}")
+    missing = [f.name for f in fields if f.name not in config
+               and (require_all or f.default is dataclasses.MISSING)]
+    if missing:
+        raise ValueError(f"{cls.__name__}: missing key(s) {missing}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in config.items():
+        expected = hints[key]
+        if typing.get_origin(expected) is tuple:  # e.g. mults: a list after the dict round trip
+            ok = isinstance(value, (list, tuple)) and all(type(v) is int for v in value)
+            value, allowed = (tuple(value) if ok else value), "a list of integers"
+        else:
+            # exact type: True is an int in Python, but not a valid channel count
+            ok, allowed = type(value) is expected, expected.__name__
+        if not ok:
+            raise ValueError(f"{cls.__name__}.{key} must be {allowed}, got {type(value).__name__} {value!r}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def publish_model(model: nn.Module, path: str | Path, fmt: str, version: int, **facts: Any) -> None:
+    """Write weights + `model.to_config_dict()` + facts atomically."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with open_atomic(path) as f:
+        torch.save({"format": fmt, "version": version, "config": model.to_config_dict(), "state_dict": state,
+                    **facts}, f)
+
+
+def load_model(path: str | Path, fmt: str, version: int, build: Callable[[Mapping[str, Any]], nn.Module],
+               what: str, how_to_get: str, device: torch.device | str = "cpu") -> nn.Module:
+    """Rebuild a published model in eval mode; `model.image_size` is the size it trained at.
+
+    Errors name the file and say what to do: a missing file how to get it (`how_to_get`),
+    an unreadable or foreign file what it is not.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no {what} here; {how_to_get}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable model file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(blob, dict) or blob.get("format") != fmt:
+        found = blob.get("format") if isinstance(blob, dict) else None
+        raise ValueError(f"{path}: not a OnePunchGAN {what} (format {found!r})")
+    if blob.get("version") != version:
+        raise ValueError(f"{path}: {what} format version {blob.get('version')}, this code reads {version}")
+    model = build(blob["config"])
+    model.load_state_dict(blob["state_dict"])
+    model.image_size = int(blob.get("image_size", 256))
+    return model.to(device).eval()

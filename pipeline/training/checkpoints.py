@@ -1,0 +1,73 @@
+"""Full-state checkpoints, written atomically and tagged with a fingerprint of the params and
+data: a re-run with the same fingerprint resumes, anything else starts fresh.
+
+Checkpoints live outside the stage's DVC outputs (DVC deletes outputs before running a
+stage), so a killed `dvc repro` resumes and the run-cache is untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.files import leftovers, open_atomic
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file exists but cannot be used."""
+
+
+def fingerprint(config: Any, data_files: list[Path] = ()) -> str:
+    """What a checkpoint must match to be resumed: the stage's config and its input data."""
+    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for p in data_files:
+        h.update(Path(p).name.encode())
+        h.update(hashlib.sha256(Path(p).read_bytes()).digest() if Path(p).stat().st_size < 1 << 26
+                 else str(Path(p).stat().st_size).encode())
+    return h.hexdigest()[:20]
+
+
+class Checkpointer:
+    """`<directory>/last.pt`, written atomically; only resumed when fingerprints match."""
+
+    def __init__(self, directory: str | Path, fingerprint: str, enabled: bool = True):
+        self.directory = Path(directory)
+        self.path = self.directory / "last.pt"
+        self.live_snapshot = self.directory / "dvclive"  # MetricLogger.snapshot/restore
+        self.fingerprint = fingerprint
+        self.enabled = enabled
+
+    def load(self) -> dict | None:
+        """The saved state, or None when there is none or it belongs to other params/data."""
+        if not self.path.exists():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # truncated, not a torch file, wrong format
+            raise CheckpointError(
+                f"{self.path}: not a readable checkpoint ({type(exc).__name__}: {exc}); "
+                "delete it to start this stage from scratch") from None
+        if not isinstance(state, dict) or "fingerprint" not in state or "step" not in state:
+            raise CheckpointError(f"{self.path}: not a checkpoint of this pipeline; delete it to start fresh")
+        if state["fingerprint"] != self.fingerprint:
+            return None  # params or data changed: start fresh (the file is replaced on save)
+        return state
+
+    def save(self, state: dict) -> None:
+        if not self.enabled:
+            return
+        with open_atomic(self.path) as f:
+            torch.save({**state, "fingerprint": self.fingerprint}, f)
+
+    def clear(self) -> None:
+        if self.enabled:
+            import shutil
+
+            self.path.unlink(missing_ok=True)
+            shutil.rmtree(self.live_snapshot, ignore_errors=True)
+            for p in leftovers(self.directory, self.path.name) + leftovers(self.directory, self.live_snapshot.name):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)

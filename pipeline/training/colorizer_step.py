@@ -1,0 +1,108 @@
+"""The pix2pix-style cGAN training step of the `train_colorizer` stage (Isola et al. 2017):
+LSGAN + λ·L1, the discriminator conditional on the scan by default; and the state it runs on.
+The `greyscale` variant (the thesis test's baseline) trains on greyscale(color) scans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.config import ColorizerConfig
+from pipeline.models.pixels import to_model_input
+from pipeline.training.augment import RandomAffine
+from pipeline.training.losses import lsgan_loss
+from pipeline.training.optim import adam, linear_decay
+from pipeline.training.runtime import Runtime, allreduce_gradients, broadcast_parameters, place_module
+from pipeline.training.samplers import PairSampler
+from pipeline.training.state import TrainState
+
+VARIANTS = ("scangen", "greyscale")
+
+
+def build_colorizer(cfg: ColorizerConfig) -> tuple[nn.Module, nn.Module]:
+    from pipeline.models.patch_discriminator import DiscriminatorConfig, PatchDiscriminator
+    from pipeline.models.unet import AttentionUNet, UNetConfig
+
+    g = AttentionUNet(UNetConfig(in_channels=1, out_channels=3, width=cfg.width, mults=tuple(cfg.mults),
+                                 n_attention=cfg.n_attention, groups=cfg.groups, input_skip=cfg.input_skip))
+    d = PatchDiscriminator(DiscriminatorConfig(in_channels=4 if cfg.conditional else 3, width=cfg.disc_width,
+                                               attention=cfg.disc_attention, groups=cfg.groups))
+    return g, d
+
+
+def make_state(cfg: ColorizerConfig, lr: float, rt: Runtime, scans: np.ndarray, colors: np.ndarray,
+               seed: int) -> TrainState:
+    torch.manual_seed(seed)
+    g, d = (place_module(m, rt) for m in build_colorizer(cfg))
+    broadcast_parameters([g, d], rt)
+    betas = (cfg.beta1, cfg.beta2)
+    opt_g = adam(g.parameters(), lr * cfg.g_lr_mult, betas, rt)
+    opt_d = adam(d.parameters(), lr * cfg.d_lr_mult, betas, rt)
+    decay = linear_decay(cfg.steps, cfg.decay_start)
+    return TrainState(
+        models={"G": g, "D": d},
+        optimizers={"G": opt_g, "D": opt_d},
+        schedulers={"G": torch.optim.lr_scheduler.LambdaLR(opt_g, decay),
+                    "D": torch.optim.lr_scheduler.LambdaLR(opt_d, decay)},
+        stateful={"pairs": PairSampler(scans, colors, cfg.batch_size, seed + 1, rt.rank, rt.world_size),
+                  "augment": RandomAffine(cfg.flip, cfg.rotate_deg, cfg.shift, seed + 2 + 1000 * rt.rank)},
+    )
+
+
+def current_size(cfg: ColorizerConfig, step: int, full: int) -> int:
+    """Progressive resolution: equal shares of the steps per size (the last is `full`)."""
+    sizes = list(cfg.progressive_sizes) or [full]
+    k = min(len(sizes) - 1, step * len(sizes) // max(1, cfg.steps))
+    return sizes[k]
+
+
+def colorizer_step(state: TrainState, cfg: ColorizerConfig, rt: Runtime) -> dict[str, float]:
+    """One discriminator update, then one generator update (pix2pix order)."""
+    g, d = state.models["G"], state.models["D"]
+    opt_g, opt_d = state.optimizers["G"], state.optimizers["D"]
+    scan_u8, color_u8 = state.stateful["pairs"].next()
+    fmt = rt.memory_format
+    pair = torch.cat([to_model_input(scan_u8, rt.device, fmt), to_model_input(color_u8, rt.device, fmt)], 1)
+    pair = state.stateful["augment"](pair)  # one transform for both members: (B, 1 + 3, H, W)
+    size = current_size(cfg, state.step, pair.shape[-1])
+    if size != pair.shape[-1]:
+        pair = F.interpolate(pair, size=(size, size), mode="area").contiguous(memory_format=fmt)
+    scan, color = pair[:, :1], pair[:, 1:]
+
+    def d_input(img: torch.Tensor) -> torch.Tensor:
+        return torch.cat([scan, img], 1) if cfg.conditional else img
+
+    # --- discriminator: real pairs vs generated pairs, one batched forward
+    with rt.autocast():
+        fake = g(scan)  # (B, 3, H, W)
+    opt_d.zero_grad(set_to_none=True)
+    with rt.autocast():
+        b = scan.shape[0]
+        pred = d(torch.cat([d_input(color), d_input(fake.detach())]))
+        loss_d = 0.5 * (lsgan_loss(pred[:b], True) + lsgan_loss(pred[b:], False))
+    loss_d.backward()
+    allreduce_gradients(list(d.parameters()), rt)
+    opt_d.step()
+
+    # --- generator: fool D and stay close to the target
+    d.requires_grad_(False)
+    opt_g.zero_grad(set_to_none=True)
+    with rt.autocast():
+        loss_adv = lsgan_loss(d(d_input(fake)), True)
+        loss_l1 = F.l1_loss(fake.float(), color.float())
+        loss_g = loss_adv + cfg.lambda_l1 * loss_l1
+    loss_g.backward()
+    allreduce_gradients(list(g.parameters()), rt)
+    opt_g.step()
+    d.requires_grad_(True)
+    return {"loss/G_adv": loss_adv.item(), "loss/L1": loss_l1.item(), "loss/D": loss_d.item(),
+            "size": float(size)}
+
+
+def describe(cfg: ColorizerConfig, lr: float, variant: str) -> dict:
+    return {"colorizer": asdict(cfg), "lr": lr, "variant": variant}

@@ -1,0 +1,126 @@
+"""The CycleGAN training step of the `train_cyclegan` stage (Zhu et al. 2017): LSGAN losses,
+cycle consistency λ each way, identity loss for G_scan only, history pools, and the state
+(networks, Adam, linear decay, samplers, pools, augmentation) it runs on.
+
+    Code (paper):  G_scan = G_A = G: X → Y  color → scan (the network we keep)
+                   G_color = G_B = F: Y → X  scan → color
+                   D_scan = D_Y, D_color = D_X
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipeline.config import CycleGANConfig
+from pipeline.models.pixels import to_model_input
+from pipeline.training.augment import RandomAffine
+from pipeline.training.image_pool import ImagePool
+from pipeline.training.losses import lsgan_loss
+from pipeline.training.optim import adam, linear_decay
+from pipeline.training.runtime import Runtime, allreduce_gradients, broadcast_parameters, place_module
+from pipeline.training.samplers import BatchSampler
+from pipeline.training.state import TrainState
+
+
+def build_cyclegan(cfg: CycleGANConfig):
+    """The four networks, un-placed: (G_scan, G_color, D_scan, D_color)."""
+    from pipeline.models.patch_discriminator import DiscriminatorConfig, PatchDiscriminator
+    from pipeline.models.weak_generator import GeneratorConfig, WeakGenerator
+
+    def gen(cin, cout):
+        return WeakGenerator(GeneratorConfig(in_channels=cin, out_channels=cout, width=cfg.generator_width,
+                                             n_down=cfg.n_down, n_res=cfg.n_res, groups=cfg.groups,
+                                             input_skip=cfg.generator_skip))
+
+    def disc(cin):
+        return PatchDiscriminator(DiscriminatorConfig(in_channels=cin, width=cfg.disc_width,
+                                                      attention=cfg.disc_attention, groups=cfg.groups))
+
+    return gen(3, 1), gen(1, 3), disc(1), disc(3)
+
+
+def make_state(cfg: CycleGANConfig, lr: float, rt: Runtime, color: np.ndarray, scan: np.ndarray,
+               seed: int) -> TrainState:
+    torch.manual_seed(seed)
+    nets = [place_module(m, rt) for m in build_cyclegan(cfg)]
+    broadcast_parameters(nets, rt)
+    g_scan, g_color, d_scan, d_color = nets
+    betas = (cfg.beta1, cfg.beta2)
+    opt_g = adam(list(g_scan.parameters()) + list(g_color.parameters()), lr, betas, rt)
+    opt_d = adam(list(d_scan.parameters()) + list(d_color.parameters()), lr, betas, rt)
+    decay = linear_decay(cfg.steps, cfg.decay_start)
+    return TrainState(
+        models={"G_scan": g_scan, "G_color": g_color, "D_scan": d_scan, "D_color": d_color},
+        optimizers={"G": opt_g, "D": opt_d},
+        schedulers={"G": torch.optim.lr_scheduler.LambdaLR(opt_g, decay),
+                    "D": torch.optim.lr_scheduler.LambdaLR(opt_d, decay)},
+        stateful={
+            "color": BatchSampler(color, cfg.batch_size, seed + 1, rt.rank, rt.world_size),
+            "scan": BatchSampler(scan, cfg.batch_size, seed + 2, rt.rank, rt.world_size),
+            "pool_scan": ImagePool(cfg.pool_size, seed + 3),
+            "pool_color": ImagePool(cfg.pool_size, seed + 4),
+            # per-rank augmentation stream: each rank transforms its own slice
+            "augment": RandomAffine(cfg.flip, cfg.rotate_deg, cfg.shift, seed + 5 + 1000 * rt.rank),
+        },
+    )
+
+
+def cyclegan_step(state: TrainState, cfg: CycleGANConfig, rt: Runtime) -> dict[str, float]:
+    """One generator update and one discriminator update; returns the losses."""
+    g_scan, g_color = state.models["G_scan"], state.models["G_color"]
+    d_scan, d_color = state.models["D_scan"], state.models["D_color"]
+    opt_g, opt_d = state.optimizers["G"], state.optimizers["D"]
+    aug: RandomAffine = state.stateful["augment"]
+    fmt = rt.memory_format
+    color = aug(to_model_input(state.stateful["color"].next(), rt.device, fmt))  # a: (B, 3, H, W)
+    scan = aug(to_model_input(state.stateful["scan"].next(), rt.device, fmt))  # b: (B, 1, H, W)
+    lam = cfg.lambda_cycle
+
+    # --- generators: D is frozen so G's backward doesn't compute D's gradients
+    for d in (d_scan, d_color):
+        d.requires_grad_(False)
+    opt_g.zero_grad(set_to_none=True)
+    with rt.autocast():
+        b = color.shape[0]
+        fake_color = g_color(scan)  # G_B(b)
+        # G_scan's three inputs in one batched call (every layer works per image, so this is
+        # the same function as three calls, with a third of the launches): a, G_B(b), b as RGB
+        g_in = [color, fake_color] + ([scan.expand(-1, 3, -1, -1)] if cfg.lambda_identity > 0 else [])
+        g_out = g_scan(torch.cat(g_in).contiguous(memory_format=fmt))
+        fake_scan, rec_scan = g_out[:b], g_out[b:2 * b]  # G_A(a), G_A(G_B(b))
+        loss_adv = lsgan_loss(d_scan(fake_scan), True) + lsgan_loss(d_color(fake_color), True)
+        noisy_scan = fake_scan + cfg.cycle_noise * torch.randn_like(fake_scan) if cfg.cycle_noise else fake_scan
+        loss_cycle = (F.l1_loss(g_color(noisy_scan).float(), color.float())  # |G_B(G_A(a) + n) - a|
+                      + F.l1_loss(rec_scan.float(), scan.float()))  # |G_A(G_B(b)) - b|
+        loss_idt = F.l1_loss(g_out[2 * b:].float(), scan.float()) \
+            if cfg.lambda_identity > 0 else torch.zeros((), device=rt.device)
+        loss_g = loss_adv + lam * loss_cycle + lam * cfg.lambda_identity * loss_idt
+    loss_g.backward()
+    allreduce_gradients(list(g_scan.parameters()) + list(g_color.parameters()), rt)
+    opt_g.step()
+    for d in (d_scan, d_color):
+        d.requires_grad_(True)
+
+    # --- discriminators on real vs pooled fakes; one forward per D (real and fake batched)
+    opt_d.zero_grad(set_to_none=True)
+    pooled_scan = state.stateful["pool_scan"].query(fake_scan.detach())
+    pooled_color = state.stateful["pool_color"].query(fake_color.detach())
+    with rt.autocast():
+        pred_s = d_scan(torch.cat([scan, pooled_scan]))
+        pred_c = d_color(torch.cat([color, pooled_color]))
+        loss_d_scan = 0.5 * (lsgan_loss(pred_s[:b], True) + lsgan_loss(pred_s[b:], False))
+        loss_d_color = 0.5 * (lsgan_loss(pred_c[:b], True) + lsgan_loss(pred_c[b:], False))
+        loss_d = loss_d_scan + loss_d_color
+    loss_d.backward()
+    allreduce_gradients(list(d_scan.parameters()) + list(d_color.parameters()), rt)
+    opt_d.step()
+    return {"loss/G_adv": loss_adv.item(), "loss/cycle": loss_cycle.item(), "loss/identity": loss_idt.item(),
+            "loss/D_scan": loss_d_scan.item(), "loss/D_color": loss_d_color.item()}
+
+
+def describe(cfg: CycleGANConfig, lr: float) -> dict:
+    return {"cyclegan": asdict(cfg), "lr": lr}

@@ -1,0 +1,56 @@
+"""The `train_cyclegan` stage as one library call (the stage script only parses arguments):
+train the CycleGAN, publish its color->scan generator as `models/scan_generator.pt`, and
+measure it against the true scans of the synthetic holdout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import Params
+from pipeline.data.shards import holdout_with_truth, load_split_for_training
+from pipeline.evaluation.grids import scan_sample_grid
+from pipeline.evaluation.measures import scan_quality
+from pipeline.inference import generate_scans
+from pipeline.models.weak_generator import publish_scan_generator
+from pipeline.training.cyclegan_step import cyclegan_step, describe, make_state
+from pipeline.training.gan_stage import GanStagePlan, run_gan_stage
+from pipeline.training.runtime import Runtime
+from pipeline.training.state import TrainState
+
+SAMPLES = 8  # holdout images in each sample grid
+
+
+def train_scan_generator(params: Params, prepared: Path, model_path: Path, live_dir: Path,
+                         checkpoint_dir: Path) -> dict | None:
+    """Train (resuming when possible), publish, evaluate. Returns the metrics (None on ranks other than the main one)."""
+    cfg = params.cyclegan
+
+    def plan_for(rt: Runtime) -> GanStagePlan:
+        color = load_split_for_training(prepared, "color", "train")
+        scan = load_split_for_training(prepared, "scan", "train")
+        hold_color, hold_truth = holdout_with_truth(prepared)
+        idx = np.linspace(0, len(hold_color) - 1, min(SAMPLES, len(hold_color))).astype(int)
+
+        def finish(state: TrainState) -> tuple[dict, dict]:
+            g_scan = state.models["G_scan"]
+            publish_scan_generator(g_scan, model_path, image_size=color.shape[1], steps=state.step)
+            metrics = {"steps": state.step}
+            if hold_truth is None:
+                return metrics, {}
+            metrics.update(scan_quality(generate_scans(g_scan, hold_color, rt, cfg.eval_batch), hold_color,
+                                        hold_truth))
+            return metrics, {f"holdout/{k}": v for k, v in metrics.items()}
+
+        return GanStagePlan(
+            state=make_state(cfg, params.lr, rt, color, scan, params.seed),
+            step=lambda st: cyclegan_step(st, cfg, rt),
+            describe=describe(cfg, params.lr),
+            inputs=[prepared / "index.parquet"],
+            sample=lambda st: scan_sample_grid(st.models["G_scan"], hold_color[idx],
+                                               None if hold_truth is None else hold_truth[idx], rt),
+            finish=finish,
+        )
+
+    return run_gan_stage(cfg, params.seed, plan_for, live_dir, checkpoint_dir)

@@ -1,0 +1,178 @@
+"""The CUDA path: bf16 autocast + channels_last training, resume, publishing and inference
+on a GPU, checked against the CPU fp32 path.
+
+Every test here needs a CUDA device; on a machine without one (CI) they are skipped.
+"""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import ColorizerConfig, CycleGANConfig, load_params
+from pipeline.inference import colorize_image, generate_scans
+from pipeline.models.unet import load_colorizer, publish_colorizer
+from pipeline.models.weak_generator import load_scan_generator, publish_scan_generator
+from pipeline.training.checkpoints import Checkpointer
+from pipeline.training.colorizer_step import colorizer_step
+from pipeline.training.colorizer_step import make_state as make_colorizer_state
+from pipeline.training.cyclegan_step import cyclegan_step, make_state
+from pipeline.training.loop import fit
+from pipeline.training.metric_logger import MetricLogger
+from pipeline.training.runtime import Runtime, setup_runtime
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none visible to torch)")
+
+ROOT = Path(__file__).resolve().parents[2]
+CPU = Runtime(device=torch.device("cpu"))
+TINY = CycleGANConfig(steps=6, batch_size=2, generator_width=8, n_down=1, n_res=1, disc_width=8, groups=2,
+                      log_every=2, checkpoint_every=2, sample_every=100)
+TINY_C = ColorizerConfig(steps=6, batch_size=2, width=8, mults=[1, 2], n_attention=1, groups=2, disc_width=8,
+                         log_every=2, checkpoint_every=2, sample_every=100)
+
+
+@pytest.fixture(scope="module")
+def cuda():
+    return setup_runtime("cuda")
+
+
+def data(n=10, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
+            rng.integers(0, 256, (n, size, size, 1), dtype=np.uint8))
+
+
+def weights(state):
+    return {f"{n}.{k}": v.detach().float().cpu().clone()
+            for n, m in state.models.items() for k, v in m.state_dict().items()}
+
+
+def test_runtime_is_bf16_channels_last_on_cuda(cuda):
+    assert cuda.device.type == "cuda" and cuda.amp_dtype == torch.bfloat16 and cuda.channels_last
+    assert setup_runtime("auto").device.type == "cuda"
+
+
+@pytest.mark.parametrize("model", ["cyclegan", "colorizer"])
+def test_steps_on_cuda_train_every_parameter_in_fp32_master_weights(cuda, model):
+    color, scan = data()
+    if model == "cyclegan":
+        state, step = make_state(TINY, 1e-3, cuda, color, scan, seed=0), cyclegan_step
+        cfg = TINY
+    else:
+        state, step = make_colorizer_state(TINY_C, 1e-3, cuda, scan, color, seed=0), colorizer_step
+        cfg = TINY_C
+    before = weights(state)
+    for _ in range(3):
+        losses = step(state, cfg, cuda)
+        assert all(np.isfinite(v) for v in losses.values()), losses
+    after = weights(state)
+    for name, m in state.models.items():
+        for k, p in m.named_parameters():
+            assert p.device.type == "cuda" and p.dtype == torch.float32, (name, k)
+            if p.dim() == 4:
+                assert p.is_contiguous(memory_format=torch.channels_last), (name, k)
+            # attention gammas start at 0 and may stay tiny, but every tensor must move
+            assert not torch.equal(before[f"{name}.{k}"], after[f"{name}.{k}"]), f"{name}.{k} never updated"
+
+
+def test_first_step_on_cuda_fp32_matches_cpu(cuda):
+    """Same seed, same data, same step: the device changes nothing but rounding."""
+    cfg = replace(TINY, cycle_noise=0.0)  # randn_like draws from the device's own generator
+    fp32_cuda = Runtime(device=cuda.device, channels_last=True)
+    color, scan = data()
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        a = cyclegan_step(make_state(cfg, 2e-4, CPU, color, scan, seed=0), cfg, CPU)
+        b = cyclegan_step(make_state(cfg, 2e-4, fp32_cuda, color, scan, seed=0), cfg, fp32_cuda)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    for k in a:
+        assert b[k] == pytest.approx(a[k], rel=1e-3, abs=1e-4), k
+
+
+def test_bf16_step_stays_close_to_fp32(cuda):
+    cfg = replace(TINY, cycle_noise=0.0)
+    color, scan = data()
+    fp32 = Runtime(device=cuda.device)
+    a = cyclegan_step(make_state(cfg, 2e-4, fp32, color, scan, seed=0), cfg, fp32)
+    b = cyclegan_step(make_state(cfg, 2e-4, cuda, color, scan, seed=0), cfg, cuda)
+    for k in a:
+        assert b[k] == pytest.approx(a[k], rel=0.03, abs=2e-3), k
+
+
+def test_resume_on_cuda_continues_the_run(cuda, tmp_path):
+    color, scan = data()
+    loop = TINY
+
+    def run(ckpt, stop_after=None):
+        state = make_state(TINY, 1e-3, cuda, color, scan, seed=0)
+        return fit(state, lambda st: cyclegan_step(st, TINY, cuda), loop, cuda, MetricLogger(None),
+                   Checkpointer(tmp_path / ckpt, "fp"), progress=False, stop_after=stop_after)
+
+    straight = run("a")
+    assert run("b", stop_after=3).step == 3
+    resumed = run("b")
+    assert resumed.step == straight.step == TINY.steps
+    a, b = weights(straight), weights(resumed)
+    init = weights(make_state(TINY, 1e-3, cuda, color, scan, seed=0))
+    diff = torch.cat([(a[k] - b[k]).abs().flatten() for k in a])
+    moved = torch.cat([(a[k] - init[k]).abs().flatten() for k in a])
+    # Not bit-identical on CUDA: cuDNN's kernels (autotuned per process, atomics in some
+    # backward passes) round differently, and Adam turns any change in a near-zero gradient
+    # into an update of up to ±lr (seen: max 2.2e-3 at lr 1e-3). A resume that lost state
+    # (RNG, optimiser moments, sampler) moves every weight differently, so judge the
+    # typical weight: the median difference must be far below the median distance trained.
+    assert diff.median() < 0.05 * moved.median(), (diff.median().item(), moved.median().item())
+
+
+def test_models_trained_on_cuda_publish_and_run_on_cpu(cuda, tmp_path):
+    color, scan = data()
+    state = make_state(TINY, 1e-3, cuda, color, scan, seed=0)
+    for _ in range(2):
+        cyclegan_step(state, TINY, cuda)
+    publish_scan_generator(state.models["G_scan"], tmp_path / "s.pt", image_size=32, steps=2)
+    on_cpu = generate_scans(load_scan_generator(tmp_path / "s.pt", "cpu"), color, CPU)
+    on_gpu = generate_scans(state.models["G_scan"], color, cuda)  # bf16 autocast, as make_pairs runs it
+    diff = np.abs(on_cpu.astype(int) - on_gpu.astype(int))
+    assert diff.mean() < 2.0 and diff.max() <= 16, (diff.mean(), diff.max())
+
+    cstate = make_colorizer_state(TINY_C, 1e-3, cuda, scan, color, seed=0)
+    colorizer_step(cstate, TINY_C, cuda)
+    publish_colorizer(cstate.models["G"], tmp_path / "c.pt", image_size=32, steps=1, variant="scangen")
+    from PIL import Image
+
+    page = Image.fromarray(np.random.default_rng(1).integers(0, 256, (70, 50), dtype=np.uint8)).convert("RGB")
+    outs = [np.asarray(colorize_image(load_colorizer(tmp_path / "c.pt", dev), None, page, 32, torch.device(dev),
+                                      "scan"), dtype=int) for dev in ("cpu", "cuda")]
+    assert outs[0].shape == outs[1].shape == (70, 50, 3)
+    assert np.abs(outs[0] - outs[1]).mean() < 1.0
+
+
+def test_scan_stage_runs_on_cuda_and_resumes(tmp_path):
+    """The stage function itself with device: cuda, interrupted and re-run."""
+    from pipeline.training.train_cyclegan import train_scan_generator
+
+    rng = np.random.default_rng(0)
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    for name, shape in {"color-train-00000": (12, 32, 32, 3), "scan-train-00000": (12, 32, 32, 1),
+                        "color-holdout-00000": (5, 32, 32, 3), "color-holdout-gt-00000": (5, 32, 32, 1)}.items():
+        np.save(prepared / f"{name}.npy", rng.integers(0, 256, shape, dtype=np.uint8))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": [1]}), prepared / "index.parquet")
+    (tmp_path / "params.yaml").write_text(
+        "lr: 0.001\nseed: 3\ncyclegan:\n  steps: 20\n  batch_size: 2\n  generator_width: 4\n  n_down: 1\n"
+        "  n_res: 1\n  disc_width: 4\n  groups: 2\n  log_every: 5\n  sample_every: 10\n  checkpoint_every: 5\n"
+        "  device: cuda\n  eval_batch: 8\n")
+    params = load_params(tmp_path / "params.yaml")
+    args = (params, prepared, tmp_path / "scan.pt", tmp_path / "live", tmp_path / "ckpt")
+    assert train_scan_generator(*args, stop_after=8) is None
+    assert Checkpointer(tmp_path / "ckpt", "x").path.exists()
+    metrics = train_scan_generator(*args)
+    assert metrics["steps"] == 20 and 0 < metrics["scangen_l1"] < 1
+    assert torch.load(tmp_path / "scan.pt", weights_only=True)["trained_steps"] == 20
+    assert not (tmp_path / "ckpt" / "last.pt").exists()

@@ -1,0 +1,222 @@
+"""Shared training infrastructure: exact resume, data parallelism, checkpoints, publishing."""
+
+import os
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import CycleGANConfig
+from pipeline.models.weak_generator import load_scan_generator, publish_scan_generator
+from pipeline.training.augment import RandomAffine
+from pipeline.training.checkpoints import Checkpointer, CheckpointError
+from pipeline.training.cyclegan_step import cyclegan_step, make_state
+from pipeline.training.image_pool import ImagePool
+from pipeline.training.loop import fit
+from pipeline.training.metric_logger import MetricLogger
+from pipeline.training.optim import linear_decay
+from pipeline.training.runtime import Runtime
+from pipeline.training.samplers import BatchSampler
+
+CPU = Runtime(device=torch.device("cpu"))
+TINY = CycleGANConfig(steps=6, batch_size=2, generator_width=4, n_down=1, n_res=1, disc_width=4, groups=2,
+                      log_every=2, checkpoint_every=2, sample_every=100)
+
+
+def data(n=10, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
+            rng.integers(0, 256, (n, size, size, 1), dtype=np.uint8))
+
+
+def weights(state):
+    return {f"{name}.{k}": v.clone() for name, m in state.models.items() for k, v in m.state_dict().items()}
+
+
+def run(tmp: Path, cfg=TINY, stop_after=None, ckpt="ckpt", fp="fp"):
+    color, scan = data()
+    state = make_state(cfg, 2e-4, CPU, color, scan, seed=0)
+    return fit(state, lambda st: cyclegan_step(st, cfg, CPU), cfg, CPU, MetricLogger(None),
+               Checkpointer(tmp / ckpt, fp), progress=False, stop_after=stop_after)
+
+
+def test_resume_is_exact(tmp_path):
+    straight = run(tmp_path, ckpt="a")
+    # interrupted after 3 steps (between checkpoints: the last one is at step 2 ... plus the stop)
+    half = run(tmp_path, ckpt="b", stop_after=3)
+    assert half.step == 3
+    resumed = run(tmp_path, ckpt="b")
+    assert resumed.step == straight.step == 6
+    a, b = weights(straight), weights(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # the optimiser and lr schedule continued too
+    assert resumed.optimizers["G"].param_groups[0]["lr"] == straight.optimizers["G"].param_groups[0]["lr"]
+
+
+def curves(live: Path) -> dict[str, str]:
+    """DVCLive's metric files, except the wall-clock throughput."""
+    return {str(p.relative_to(live)): p.read_text() for p in sorted((live / "plots" / "metrics").rglob("*.tsv"))
+            if p.name != "images_per_s.tsv"}
+
+
+def test_resumed_run_keeps_its_loss_curves(tmp_path):
+    """DVC deletes the DVCLive folder before re-running a stage; the curves must survive."""
+    import shutil
+
+    def go(live, ckpt, stop_after=None):
+        color, scan = data()
+        state = make_state(TINY, 2e-4, CPU, color, scan, seed=0)
+        logger = MetricLogger(tmp_path / live)
+        try:
+            return fit(state, lambda st: cyclegan_step(st, TINY, CPU), TINY, CPU, logger,
+                       Checkpointer(tmp_path / ckpt, "fp"), progress=False, stop_after=stop_after)
+        finally:
+            logger.close()
+
+    go("a", "ca")
+    go("b", "cb", stop_after=3)
+    snapshot = Checkpointer(tmp_path / "cb", "fp").live_snapshot
+    # a snapshot newer than its checkpoint (killed between the two writes): row 4 must go
+    with open(snapshot / "plots" / "metrics" / "loss" / "cycle.tsv", "a") as f:
+        f.write("4\t123.0\n")
+    shutil.rmtree(tmp_path / "b")  # what DVC does before it re-runs the stage
+    go("b", "cb")
+    full = curves(tmp_path / "a")
+    assert full and curves(tmp_path / "b") == full
+    assert [ln.split("\t")[0] for ln in full["plots/metrics/loss/cycle.tsv"].splitlines()] == ["step", "2", "4", "6"]
+    Checkpointer(tmp_path / "cb", "fp").clear()
+    assert not snapshot.exists()
+
+
+def test_changed_params_start_fresh_and_bad_checkpoint_is_clear(tmp_path):
+    run(tmp_path, ckpt="c", stop_after=3, fp="one")
+    assert Checkpointer(tmp_path / "c", "two").load() is None  # other params: fresh start
+    assert Checkpointer(tmp_path / "c", "one").load()["step"] == 3
+    (tmp_path / "c" / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="delete it"):
+        Checkpointer(tmp_path / "c", "one").load()
+
+
+@pytest.mark.slow
+def test_training_reduces_cycle_loss_on_one_batch(tmp_path):
+    cfg = replace(TINY, steps=80, lambda_identity=0.0, cycle_noise=0.0, flip=False, rotate_deg=0.0, shift=0.0,
+                  generator_skip=False)
+    # smooth images (upsampled 4x4 noise): learnable by a tiny network in a few steps
+    rng = np.random.default_rng(0)
+    low = torch.from_numpy(rng.random((2, 4, 4, 4), dtype=np.float32)).permute(0, 3, 1, 2)
+    up = torch.nn.functional.interpolate(low, size=32, mode="bilinear").permute(0, 2, 3, 1)
+    color = (up[..., :3] * 255).round().to(torch.uint8).numpy()
+    scan = (up[..., 3:] * 255).round().to(torch.uint8).numpy()
+    state = make_state(cfg, 2e-3, CPU, color, scan, seed=1)
+    first = cyclegan_step(state, cfg, CPU)["loss/cycle"]
+    for _ in range(cfg.steps):
+        last = cyclegan_step(state, cfg, CPU)["loss/cycle"]
+    assert last < 0.6 * first
+
+
+def test_published_model_loads_weights_only_and_matches(tmp_path):
+    color, scan = data()
+    state = make_state(TINY, 2e-4, CPU, color, scan, seed=0)
+    g = state.models["G_scan"]
+    path = tmp_path / "scan_generator.pt"
+    publish_scan_generator(g, path, image_size=16, steps=0)
+    blob = torch.load(path, weights_only=True)
+    assert blob["config"]["in_channels"] == 3 and blob["config"]["out_channels"] == 1
+    loaded = load_scan_generator(path)
+    x = torch.rand(2, 3, 20, 24) * 2 - 1
+    g.eval()
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), g(x), atol=1e-6)
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="not a readable model"):
+        load_scan_generator(tmp_path / "junk.pt")
+    with pytest.raises(FileNotFoundError, match="dvc pull"):
+        load_scan_generator(tmp_path / "missing.pt")
+
+
+def test_sampler_pool_and_augment_resume_exactly():
+    arr = np.arange(20 * 4 * 4 * 1, dtype=np.uint8).reshape(20, 4, 4, 1)
+    s = BatchSampler(arr, 4, seed=3)
+    s.next()
+    saved = s.state_dict()
+    a = s.next()
+    s.load_state_dict(saved)
+    assert torch.equal(a, s.next())
+    # ranks split one global batch
+    r0, r1 = BatchSampler(arr, 2, 3, rank=0, world_size=2), BatchSampler(arr, 2, 3, rank=1, world_size=2)
+    whole = BatchSampler(arr, 4, 3)
+    assert sorted(np.concatenate([r0.next_indices(), r1.next_indices()])) == sorted(whole.next_indices())
+
+    pool = ImagePool(3, seed=1)
+    imgs = [torch.full((2, 1, 2, 2), float(i)) for i in range(5)]
+    for x in imgs[:3]:
+        pool.query(x)
+    saved = pool.state_dict()
+    out = pool.query(imgs[3])
+    pool.load_state_dict(saved)
+    assert torch.equal(out, pool.query(imgs[3]))
+    assert len(pool.images) == 3
+
+
+def test_augment_moves_a_pair_together():
+    aug = RandomAffine(flip=True, degrees=10, shift=0.1, seed=0)
+    scan = torch.rand(4, 1, 16, 16)
+    pair = torch.cat([scan, scan.expand(-1, 3, -1, -1)], 1)
+    out = aug(pair)
+    assert not torch.allclose(out[:, :1], scan)  # it did transform
+    for c in range(1, 4):
+        assert torch.allclose(out[:, :1], out[:, c:c + 1], atol=1e-6)
+
+
+def test_linear_decay():
+    f = linear_decay(100, 0.5)
+    assert f(0) == f(49) == 1.0 and f(75) == pytest.approx(0.5) and f(100) == 0.0
+
+
+# --------------------------------------------------------------------------- DDP on gloo
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from pipeline.training.runtime import setup_runtime, teardown_runtime
+
+    rt = setup_runtime("cpu")
+    cfg = replace(TINY, batch_size=2, pool_size=0, flip=False, rotate_deg=0.0, shift=0.0, cycle_noise=0.0)
+    color, scan = data()
+    state = make_state(cfg, 1e-3, rt, color, scan, seed=0)
+    for _ in range(3):
+        cyclegan_step(state, cfg, rt)
+    if rank == 0:
+        torch.save(weights(state), out)
+    teardown_runtime(rt)
+
+
+@pytest.mark.slow
+def test_data_parallel_on_two_gloo_processes_matches_one_process(tmp_path):
+    import torch.multiprocessing as mp
+
+    out = str(tmp_path / "ddp.pt")
+    mp.spawn(_ddp_worker, args=(2, _free_port(), out), nprocs=2, join=True)
+    ddp = torch.load(out)
+    cfg = replace(TINY, batch_size=4, pool_size=0, flip=False, rotate_deg=0.0, shift=0.0, cycle_noise=0.0)
+    color, scan = data()
+    state = make_state(cfg, 1e-3, CPU, color, scan, seed=0)
+    for _ in range(3):
+        cyclegan_step(state, cfg, CPU)
+    single = weights(state)
+    assert ddp.keys() == single.keys()
+    for k in single:
+        assert torch.allclose(ddp[k], single[k], atol=1e-5, rtol=1e-4), k
