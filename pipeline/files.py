@@ -25,10 +25,15 @@ from typing import Any, BinaryIO, Iterator
 TMP_SUFFIX = ".tmp"
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# read once, at import: os.umask can only be read by setting it, and setting it while other
+# threads create files would give their files the wrong permissions
+_UMASK = _read_umask()
 
 
 def _temp_name(path: Path) -> str:
@@ -48,7 +53,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -90,7 +95,7 @@ def replace_folder(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temp_name(path), suffix=TMP_SUFFIX))
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, 0o777 & ~_UMASK)
         old = None
         if path.exists() or path.is_symlink():
             old = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temp_name(path), suffix=".old"))

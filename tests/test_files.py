@@ -1,6 +1,5 @@
 """pipeline.files: nothing half-written under a final name, whoever writes and however it ends."""
 
-import os
 import threading
 
 import pytest
@@ -45,16 +44,15 @@ def test_concurrent_writers_never_mix_their_bytes(tmp_path):
     assert leftovers(tmp_path, target.name) == []
 
 
-def test_written_files_get_umask_permissions(tmp_path):
-    old = os.umask(0o022)
-    try:
-        write_json(tmp_path / "m.json", {"a": 1})
-        with atomic_path(tmp_path / "x.png") as tmp:
-            tmp.write_bytes(b"png")
-    finally:
-        os.umask(old)
-    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
-    assert (tmp_path / "x.png").stat().st_mode & 0o777 == 0o644
+def test_written_files_get_the_permissions_a_plain_open_gives(tmp_path):
+    """tempfile creates 0600 files; the final file must have what open() would give."""
+    (tmp_path / "plain.json").write_text("{}")
+    write_json(tmp_path / "m.json", {"a": 1})
+    with atomic_path(tmp_path / "x.png") as tmp:
+        tmp.write_bytes(b"png")
+    expected = (tmp_path / "plain.json").stat().st_mode & 0o777
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == expected
+    assert (tmp_path / "x.png").stat().st_mode & 0o777 == expected
 
 
 def test_replace_folder_swaps_whole_or_not_at_all(tmp_path):
