@@ -12,6 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
+DEFAULT_SCAN_MODEL = Path("models/scan_generator.pt")
+
 app = typer.Typer(
     help="OnePunchGAN: manga/line-art colorization trained on tag-filtered Danbooru2020.\n\n"
     "The training pipeline itself runs with `dvc repro`; these commands work on single "
@@ -29,7 +31,7 @@ def _report(results) -> None:
         if r.error:
             typer.secho(f"{r.source}: {r.error}", fg=typer.colors.RED, err=True)
         else:
-            typer.echo(f"{r.source} -> {r.output}")
+            typer.echo(f"{r.source} -> {r.output}" + (f" ({r.note})" if r.note else ""))
     typer.echo(f"{len(results) - len(failed)} written, {len(failed)} failed")
     if failed:
         raise typer.Exit(code=1)
@@ -38,6 +40,28 @@ def _report(results) -> None:
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
+
+
+def _report_damage(stats) -> None:
+    """Damaged inputs (the lines before the damage were kept) in red on stderr; exit 1."""
+    for name, reason in sorted(stats.damaged.items()):
+        typer.secho(f"{name}: {reason}; the lines before the damage were kept", fg=typer.colors.RED, err=True)
+    if stats.damaged:
+        raise typer.Exit(code=1)
+
+
+def _check_output_file(out: Path, option: str = "--out") -> None:
+    """An output file path must not name a folder (the write would fail half-way)."""
+    if out.is_dir():
+        _fail(f"{option} {out}: is a folder; give a file name")
+
+
+def _check_work_size(work_size: int | None) -> None:
+    from pipeline.validation import MODEL_IMAGE_SIZE
+
+    lo, hi = MODEL_IMAGE_SIZE
+    if work_size is not None and not lo <= work_size <= hi:
+        _fail(f"--work-size {work_size}: must be between {lo} and {hi}")
 
 
 @app.command("check-params")
@@ -90,10 +114,14 @@ def metadata(
     from pipeline.config import ParamsError, load_params
     from pipeline.data.metadata import build_metadata_table, discover_metadata_files, filter_metadata
 
+    _check_output_file(out)
     files: list[Path] = []
     for p in inputs:
         if p.is_dir():
-            files.extend(discover_metadata_files(p))
+            try:
+                files.extend(discover_metadata_files(p))
+            except FileNotFoundError as exc:
+                _fail(str(exc))
         elif p.is_file():
             files.append(p)
         else:
@@ -103,16 +131,24 @@ def metadata(
             cfg = load_params(select).select
         except (ParamsError, FileNotFoundError) as exc:
             _fail(str(exc))
-        stats, counts = filter_metadata(files, out, cfg, block_mb=block_mb)
+        try:
+            stats, counts = filter_metadata(files, out, cfg, block_mb=block_mb)
+        except OSError as exc:
+            _fail(f"{exc.filename or out}: {exc.strerror or exc}")
         typer.echo(f"wrote {out}: {counts['selected']} selected of {stats.rows_out} posts "
                    f"({sum(stats.malformed.values())} malformed lines)")
         for key, value in sorted(counts.items()):
             typer.echo(f"{key:>24}: {value}")
+        _report_damage(stats)
         return
-    stats = build_metadata_table(files, out, block_mb=block_mb)
+    try:
+        stats = build_metadata_table(files, out, block_mb=block_mb)
+    except OSError as exc:
+        _fail(f"{exc.filename or out}: {exc.strerror or exc}")
     m = stats.as_metrics()
     typer.echo(f"wrote {out}: {m['rows']} posts from {m['lines']} lines "
                f"({m['malformed_lines']} malformed, {m['duplicate_ids_dropped']} duplicate ids)")
+    _report_damage(stats)
 
 
 @app.command("select")
@@ -128,6 +164,7 @@ def select_cmd(
 
     if not metadata_parquet.is_file():
         _fail(f"{metadata_parquet}: no such file")
+    _check_output_file(out)
     try:
         cfg = load_params(params).select
     except (ParamsError, FileNotFoundError) as exc:
@@ -151,17 +188,27 @@ def prepare_image_cmd(
     from PIL import Image
 
     from pipeline.data.imaging import DecodeError, prepare_image
+    from pipeline.files import atomic_path
 
     if fit not in ("pad", "crop"):
         _fail(f"--fit {fit!r}: allowed values are pad, crop")
+    if not 8 <= size <= 8192:
+        _fail(f"--size {size}: must be between 8 and 8192")
+    if max_pixels is not None and max_pixels < 1:
+        _fail(f"--max-pixels {max_pixels}: must be >= 1")
     if not image.is_file():
         _fail(f"{image}: no such file")
+    _check_output_file(out)
+    fmt = Image.registered_extensions().get(out.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        _fail(f"--out {out}: unknown image extension {out.suffix!r}; use .png, .jpg, .webp, .tif or .bmp")
     try:
         arr = prepare_image(image, size=size, fit=fit, channels=1 if grey else 3,
                             max_pixels=max_pixels or 100_000_000, name=str(image))
     except DecodeError as exc:
         _fail(f"{image}: {exc.reason}: {exc}")
-    Image.fromarray(arr[..., 0] if grey else arr).save(out)
+    with atomic_path(out) as tmp:
+        Image.fromarray(arr[..., 0] if grey else arr).save(tmp, format=fmt)
     typer.echo(f"wrote {out} ({size}x{size})")
 
 
@@ -185,8 +232,7 @@ def scan(
 
     if device not in ("auto", "cpu", "cuda"):
         _fail(f"--device {device!r}: allowed values are auto, cpu, cuda")
-    if work_size is not None and not 8 <= work_size <= 8192:
-        _fail(f"--work-size {work_size}: must be between 8 and 8192")
+    _check_work_size(work_size)
     try:
         results = scan_files(images, model, out_dir, work_size, device)
     except (FileNotFoundError, ValueError) as exc:
@@ -198,8 +244,8 @@ def scan(
 def colorize(
     images: Annotated[list[Path], typer.Argument(help="line-art scans or colored pages, any size or mode")],
     model: Annotated[Path, typer.Option(help="colorizer from `dvc repro` or `dvc pull`")] = Path("models/colorizer.pt"),
-    scan_model: Annotated[Path, typer.Option(help="scan generator, for colored inputs")] = Path(
-        "models/scan_generator.pt"),
+    scan_model: Annotated[Optional[Path], typer.Option(
+        help="scan generator, for colored inputs [default: models/scan_generator.pt, if present]")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-o",
                                                     help="folder for NAME.color.png (default: next to each input)")] = None,
     treat_as: Annotated[str, typer.Option(help="auto (detect), scan or color")] = "auto",
@@ -219,13 +265,55 @@ def colorize(
         _fail(f"--device {device!r}: allowed values are auto, cpu, cuda")
     if treat_as not in ("auto", "scan", "color"):
         _fail(f"--treat-as {treat_as!r}: allowed values are auto, scan, color")
-    if work_size is not None and not 8 <= work_size <= 8192:
-        _fail(f"--work-size {work_size}: must be between 8 and 8192")
+    _check_work_size(work_size)
+    if max_pixels < 1:
+        _fail(f"--max-pixels {max_pixels}: must be >= 1")
+    if scan_model is not None and not scan_model.is_file():
+        _fail(f"--scan-model {scan_model}: no such file; run `dvc repro train_cyclegan` or "
+              "`dvc pull models/scan_generator.pt`")
     try:
-        results = colorize_files(images, model, scan_model, out_dir, work_size, device, treat_as, max_pixels)
+        results = colorize_files(images, model, scan_model or DEFAULT_SCAN_MODEL, out_dir, work_size, device,
+                                 treat_as, max_pixels, scan_model_required=scan_model is not None)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     _report(results)
+
+
+@app.command()
+def evaluate(
+    pairs: Annotated[Path, typer.Argument(help="folder with scan/NAME.* and color/NAME.* (matching names)")],
+    model: Annotated[Path, typer.Option(help="colorizer from `dvc repro` or `dvc pull`")] = Path("models/colorizer.pt"),
+    scan_model: Annotated[Optional[Path], typer.Option(
+        help="scan generator to measure too [default: models/scan_generator.pt, if present]")] = None,
+    json_out: Annotated[Path, typer.Option("--json", help="JSON file to write")] = Path("evaluation.json"),
+    work_size: Annotated[Optional[int], typer.Option(
+        help="long side the networks work at (default: the size they were trained at)")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+) -> None:
+    """Measure the models on your own (scan, color) pairs: PSNR, SSIM, ΔE2000, colorfulness
+    and line fidelity of colorize(scan) vs. the color page; L1/PSNR/SSIM of scangen(color)
+    vs. the scan. Prints a table and writes JSON; unmatched or unreadable files are named."""
+    from pipeline.evaluation.user_pairs import evaluate_pairs, format_table
+    from pipeline.files import write_json
+
+    if device not in ("auto", "cpu", "cuda"):
+        _fail(f"--device {device!r}: allowed values are auto, cpu, cuda")
+    _check_work_size(work_size)
+    _check_output_file(json_out, "--json")
+    if scan_model is not None and not scan_model.is_file():
+        _fail(f"--scan-model {scan_model}: no such file")
+    scan_model = scan_model or (DEFAULT_SCAN_MODEL if DEFAULT_SCAN_MODEL.is_file() else None)
+    try:
+        result = evaluate_pairs(pairs, model, scan_model, device, work_size)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    for message in result["skipped"]:
+        typer.secho(message, fg=typer.colors.YELLOW, err=True)
+    if result["pairs"] == 0:
+        _fail(f"{pairs}: no readable (scan, color) pair to measure")
+    write_json(json_out, result)
+    typer.echo(format_table(result))
+    typer.echo(f"wrote {json_out}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Numbers written by `dvc exp run -S lr=2e-4` may reach us as strings (YAML 1.1 re
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.validation import N_DOWN, N_RES, UNET_LEVELS, in_range, require
+from pipeline.validation import N_DOWN, N_RES, SEED, UNET_LEVELS, in_range, require
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -43,6 +44,7 @@ class SyntheticConfig:
     duplicate_fraction: float = 0.02  # records repeated in a second shard (older snapshot)
 
     def validate(self, key: str) -> None:
+        _check_seed(self.seed, f"{key}.seed")
         _check(self.n_color >= 1, f"{key}.n_color", "an integer >= 1", self.n_color)
         _check(self.n_scan >= 1, f"{key}.n_scan", "an integer >= 1", self.n_scan)
         _check(self.n_distractors >= 0, f"{key}.n_distractors", "an integer >= 0", self.n_distractors)
@@ -177,6 +179,7 @@ class SelectConfig:
         _check(0 <= self.holdout_fraction < 1, f"{key}.holdout_fraction", "a number in [0, 1)",
                self.holdout_fraction)
         _check(self.max_per_domain >= 0, f"{key}.max_per_domain", "an integer >= 0", self.max_per_domain)
+        _check_seed(self.split_seed, f"{key}.split_seed")
         self.scan.validate(f"{key}.scan")
         self.color.validate(f"{key}.color")
 
@@ -313,25 +316,57 @@ class Params:
 
     def validate(self, key: str = "") -> None:
         _check(0 < self.lr < 1, "lr", "a number in (0, 1)", self.lr)
+        _check_seed(self.seed, "seed")
+        # cross-key: the colorizer's last training size is the size its model file records
+        sizes = self.colorizer.progressive_sizes
+        if sizes and sizes[-1] != self.images.size:
+            raise ParamsError(f"colorizer.progressive_sizes[-1] = {sizes[-1]} but images.size = {self.images.size}: "
+                              "the last size must be the prepared size")
 
 
 # --------------------------------------------------------------------------- loading
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
-    """Read and validate params.yaml; raise ParamsError naming the bad key."""
+    """Read and validate params.yaml; raise ParamsError naming the file or the bad key,
+    in one line (FileNotFoundError when there is no such file)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: params file not found (run from the project root)")
     from ruamel.yaml import YAML, YAMLError
 
     try:
-        data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ParamsError(f"{path}: cannot read the params file: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ParamsError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}); "
+                          "save the params file as UTF-8") from None
+    try:
+        data = YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
-    if data is None:
+        raise ParamsError(f"{path}: not valid YAML: {_yaml_error(exc)}") from None
+    except RecursionError:
+        raise ParamsError(f"{path}: not valid params: nested too deeply") from None
+    if data is None:  # empty, or comments only: every default
         data = {}
     return params_from_dict(data, source=str(path))
+
+
+def _yaml_error(exc: Exception) -> str:
+    """ruamel's multi-line message (context, snippet, caret) as one line with 1-based positions."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if problem and mark is not None:
+        context = getattr(exc, "context", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}"
+        return f"{where}: {problem}" + (f" ({context})" if context else "")
+    first = str(exc).split("\n")[0].strip()  # e.g. ReaderError: unacceptable character #x0000 ...
+    position = getattr(exc, "position", None)
+    return f"{first} (character {position + 1})" if isinstance(position, int) else first
 
 
 def params_from_dict(data: Any, source: str = "params") -> Params:
@@ -347,6 +382,11 @@ def build(cls: type, data: Any, key: str) -> Any:
         raise ParamsError(f"{where}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in data:
+        if not isinstance(name, str):  # `1: foo`, `true: x`, `~: x`, `? [1, 2]`: YAML reads these as non-strings
+            at = f"params key {key}.{name!r}" if key else f"params key {name!r} at the top level"
+            raise ParamsError(f"{at} is {_KEY_TYPES.get(type(name), type(name).__name__)}, not a name; "
+                              f"allowed keys here: {', '.join(fields)}")
     unknown = sorted(set(data) - set(fields))
     if unknown:
         dotted = ", ".join(_join(key, u) for u in unknown)
@@ -358,6 +398,9 @@ def build(cls: type, data: Any, key: str) -> Any:
     obj.validate(key) if key else obj.validate()
     # nested configs validate themselves through the recursion above
     return obj
+
+
+_KEY_TYPES = {int: "an integer", bool: "a boolean", float: "a number", type(None): "null", tuple: "a sequence"}
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:
@@ -392,14 +435,21 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool):
             raise ParamsError(f"{key} = {value!r}: expected a number")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+        number = None
+        if isinstance(value, float):
+            number = value
+        elif isinstance(value, int):
+            number = float(value) if abs(value) < 2**1023 else math.inf  # float() of a longer int overflows
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ParamsError(f"{key} = {value!r}: expected a number")
+        if number is None:
+            raise ParamsError(f"{key} = {value!r}: expected a number")
+        if not math.isfinite(number):  # .inf / .nan / 'nan' pass every `>= 0` style range check below
+            raise ParamsError(f"{key} = {value!r}: expected a finite number")
+        return number
     if tp is str:
         if value is None:
             return ""
@@ -411,6 +461,11 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
 
 def _check(ok: bool, key: str, allowed: str, value: Any) -> None:
     require(ok, key, allowed, value, error=ParamsError)
+
+
+def _check_seed(seed: int, key: str) -> None:
+    """Seeds stay in SEED (pipeline.validation says why: RNG limits, offsets, aliasing)."""
+    _check(SEED[0] <= seed <= SEED[1], key, in_range(SEED) + " (2**31 - 1)", seed)
 
 
 def _join(prefix: str, name: str) -> str:

@@ -8,8 +8,9 @@ Every writer in the project goes through these helpers:
 
 Temporary names are unique per writer (`tempfile`), so two processes writing the same
 target never touch each other's temporary file: the last rename wins and both results are
-whole. They are hidden and end in `.tmp` (`.NAME.XXXXXXXX.tmp`), so readers that list a
-folder skip them and a leftover from a killed writer is recognisable.
+whole. They are hidden, carry the writer's PID and end in `.tmp` (`.NAME.PID.XXXXXXXX.tmp`), so
+readers that list a folder skip them, and a leftover of a killed writer is told apart from
+the temporary file of one still running (`leftovers`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ _UMASK = _read_umask()
 
 
 def _temp_name(path: Path) -> str:
-    return f".{path.name}."
+    """The temporary-name prefix of this process for target `path`: `.NAME.PID.`"""
+    return f".{path.name}.{os.getpid()}."
 
 
 @contextmanager
@@ -90,8 +92,7 @@ def replace_folder(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     # a folder has one writer at a time (DVC runs one stage at a time on a workspace), so
     # what earlier writers of this folder left behind when they were killed can go
-    for stale in leftovers(path.parent, path.name):
-        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    remove_leftovers(path.parent, path.name)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temp_name(path), suffix=TMP_SUFFIX))
     try:
         yield tmp
@@ -108,10 +109,38 @@ def replace_folder(path: str | Path) -> Iterator[Path]:
 
 
 def leftovers(folder: str | Path, name: str) -> list[Path]:
-    """Temporary files and folders these helpers left for target `name` in `folder` when a
-    writer was killed (they never carry the final name; safe to delete)."""
+    """Temporary files and folders these helpers left for target `name` in `folder` whose
+    writer is gone (killed mid-write): they never carry the final name and are safe to
+    delete. Those of a writer still running are not listed."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    prefix = _temp_name(Path(name))
-    return sorted(p for p in folder.iterdir() if p.name.startswith(prefix) and p.name.endswith((TMP_SUFFIX, ".old")))
+    prefix = f".{name}."
+    found = []
+    for p in folder.iterdir():
+        if not (p.name.startswith(prefix) and p.name.endswith((TMP_SUFFIX, ".old"))):
+            continue
+        pid = p.name[len(prefix):].split(".", 1)[0]
+        if not (pid.isdigit() and _alive(int(pid))):
+            found.append(p)
+    return sorted(found)
+
+
+def remove_leftovers(folder: str | Path, name: str) -> int:
+    """Delete what `leftovers` lists; return how many there were."""
+    stale = leftovers(folder, name)
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    return len(stale)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process is not writing it now: a leftover of an earlier block
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True

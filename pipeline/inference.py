@@ -85,7 +85,8 @@ def colorize_image(colorizer: torch.nn.Module, scangen: torch.nn.Module | None, 
     colored = treat_as == "color" or (treat_as == "auto" and is_colored(small))
     if colored:
         if scangen is None:
-            raise ValueError("colored input needs the scan generator (--scan-model)")
+            raise ValueError("a colored page needs the scan generator: models/scan_generator.pt is missing "
+                             "(`dvc pull models/scan_generator.pt`, or name one with --scan-model)")
         x = torch.from_numpy(np.array(small, dtype=np.uint8)).permute(2, 0, 1)[None].float()
         scan = scangen((x / 127.5 - 1).to(device))  # (1, 1, h, w) in [-1, 1]
     else:

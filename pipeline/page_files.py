@@ -11,13 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import torch
+from PIL import Image
 
-from pipeline.files import atomic_path
+from pipeline.files import atomic_path, remove_leftovers
 from pipeline.inference import colorize_image, scan_image
 
 MAX_PIXELS = 200_000_000
+# Webtoon strips run 690x40000 (58:1) and longer; past 1000:1 a file is not a page.
+MAX_PAGE_ASPECT = 1000
 
 
 @dataclass
@@ -25,11 +30,54 @@ class FileResult:
     source: Path
     output: Path | None = None
     error: str | None = None
+    note: str | None = None  # e.g. why the output name differs from NAME.<suffix>.png
 
 
 def default_output(src: Path, out_dir: Path | None, suffix: str) -> Path:
     folder = out_dir if out_dir is not None else src.parent
     return folder / f"{src.stem}.{suffix}.png"
+
+
+def plan_outputs(paths: list[Path], out_dir: Path | None, suffix: str) -> list[FileResult]:
+    """One result per input with the output it will be written to, or the reason it won't.
+
+    - The same file given twice is done once.
+    - No output ever replaces an input of the run: an input whose output would be another
+      input (`page.png page.color.png`) is refused, naming both.
+    - Inputs whose outputs would collide (`a/x.png b/x.png -o out`, `base.png base.jpg`)
+      get unique names: the first keeps NAME.<suffix>.png, the next NAME-2.<suffix>.png, ...
+    """
+    inputs = {_key(p) for p in paths if p.exists()}
+    taken: dict[Path, Path] = {}  # output key -> the input it belongs to
+    seen: dict[Path, Path] = {}
+    results = []
+    for path in paths:
+        res = FileResult(path)
+        results.append(res)
+        if path.exists() and _key(path) in seen:
+            res.error = f"given twice (same file as {seen[_key(path)]}); done once"
+            continue
+        if path.exists():
+            seen[_key(path)] = path
+        out = default_output(path, out_dir, suffix)
+        if _key(out) in inputs:
+            res.error = (f"its output {out} is also an input of this run; refusing to overwrite it "
+                         "(write elsewhere with --out-dir)")
+            continue
+        first, n = out, 1
+        while _key(out) in taken or _key(out) in inputs:
+            n += 1
+            out = first.with_name(f"{path.stem}-{n}.{suffix}.png")
+        if n > 1:
+            res.note = f"renamed: {first.name} is taken by {taken.get(_key(first), first)}"
+        taken[_key(out)] = path
+        res.output = out
+    return results
+
+
+def _key(path: Path) -> Path:
+    """What makes two paths the same file: the resolved path (symlinks and `..` followed)."""
+    return Path(path).resolve()
 
 
 def scan_files(paths: list[Path], model_path: Path, out_dir: Path | None = None, work_size: int | None = None,
@@ -39,6 +87,7 @@ def scan_files(paths: list[Path], model_path: Path, out_dir: Path | None = None,
     from pipeline.models.weak_generator import load_scan_generator
     from pipeline.training.runtime import setup_runtime
 
+    _check_out_dir(out_dir)
     rt = setup_runtime(device, autotune=False)
     model = load_scan_generator(model_path, rt.device).to(memory_format=torch.channels_last)
     size = work_size or model.image_size
@@ -48,16 +97,22 @@ def scan_files(paths: list[Path], model_path: Path, out_dir: Path | None = None,
 
 def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | None, out_dir: Path | None = None,
                    work_size: int | None = None, device: str = "auto", treat_as: str = "auto",
-                   max_pixels: int = MAX_PIXELS, progress: bool = True) -> list[FileResult]:
-    """`onepunch colorize`: scans or colored pages -> NAME.color.png at the input's size."""
+                   max_pixels: int = MAX_PIXELS, progress: bool = True,
+                   scan_model_required: bool = False) -> list[FileResult]:
+    """`onepunch colorize`: scans or colored pages -> NAME.color.png at the input's size.
+
+    `scan_model_required`: the user named the scan generator, so a missing file is an
+    error; otherwise (the default path) only colored inputs fail without it.
+    """
     from pipeline.models.unet import load_colorizer
     from pipeline.models.weak_generator import load_scan_generator
     from pipeline.training.runtime import setup_runtime
 
+    _check_out_dir(out_dir)
     rt = setup_runtime(device, autotune=False)
     colorizer = load_colorizer(model_path, rt.device).to(memory_format=torch.channels_last)
     scangen = None
-    if scan_model_path is not None and Path(scan_model_path).is_file():
+    if scan_model_path is not None and (scan_model_required or Path(scan_model_path).is_file()):
         scangen = load_scan_generator(scan_model_path, rt.device)
     size = work_size or colorizer.image_size
     return _process_files(paths, out_dir, "color",
@@ -65,31 +120,79 @@ def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | 
                           max_pixels, progress)
 
 
+def _check_out_dir(out_dir: Path | None) -> None:
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out-dir {out_dir}: is a file, not a folder")
+
+
+def tiled(convert: Callable[[Image.Image], Image.Image], img: Image.Image, max_aspect: float = 2.0,
+          overlap: float = 0.25) -> Image.Image:
+    """`convert` a long strip in overlapping page-shaped tiles, blended linearly where they
+    overlap; an image within `max_aspect` goes through whole.
+
+    The networks work on a whole image shrunk to their working size: a 690x40000 webtoon
+    strip would shrink to about 1x64 pixels. Tiles of aspect <= 1.5 keep the strip's
+    width, and the 25% overlaps hide the tile borders.
+    """
+    w, h = img.size
+    if max(w, h) <= max_aspect * min(w, h):
+        return convert(img)
+    vertical = h > w
+    length, side = (h, w) if vertical else (w, h)
+    tile = min(length, round(1.5 * side))
+    step = max(1, round(tile * (1 - overlap)))
+    starts = list(range(0, max(1, length - tile) + 1, step))
+    if starts[-1] + tile < length:
+        starts.append(length - tile)
+    acc = weight = None
+    for start in starts:
+        box = (0, start, w, start + tile) if vertical else (start, 0, start + tile, h)
+        out = np.asarray(convert(img.crop(box)), dtype=np.float32)
+        if out.ndim == 2:
+            out = out[..., None]
+        if acc is None:
+            acc = np.zeros((h, w, out.shape[-1]), np.float32)
+            weight = np.zeros((h, w, 1), np.float32)
+        ramp = np.minimum(1.0, np.minimum(np.arange(1, tile + 1), np.arange(tile, 0, -1)) / max(1, tile - step))
+        if start == 0:
+            ramp[: tile // 2] = 1.0  # the strip's own ends are not blended with anything
+        if start + tile >= length:
+            ramp[tile // 2:] = 1.0
+        wgt = ramp[:, None, None] if vertical else ramp[None, :, None]
+        sl = (slice(start, start + tile), slice(None)) if vertical else (slice(None), slice(start, start + tile))
+        acc[sl] += out * wgt
+        weight[sl] += np.broadcast_to(wgt, out.shape[:2] + (1,))
+    result = np.clip(np.rint(acc / weight), 0, 255).astype(np.uint8)
+    return Image.fromarray(result[..., 0] if result.shape[-1] == 1 else result)
+
+
 def _process_files(paths: list[Path], out_dir: Path | None, suffix: str, convert, max_pixels: int,
                    progress: bool) -> list[FileResult]:
-    """Decode each file, convert it, write NAME.<suffix>.png atomically; one result per file,
-    failures named and kept, never raised."""
+    """Decode each file, convert it, write its planned output atomically; one result per
+    file, failures named and kept, never raised."""
     from tqdm import tqdm
 
     from pipeline.data.imaging import DecodeError, decode_image
 
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for path in tqdm(paths, desc=suffix, unit="img", disable=not progress):
-        res = FileResult(path)
+    results = plan_outputs(paths, out_dir, suffix)
+    for res in tqdm(results, desc=suffix, unit="img", disable=not progress):
+        if res.error:
+            continue
+        path = res.source
         try:
             if not path.is_file():
                 raise FileNotFoundError("no such file")
-            out = convert(decode_image(path, max_pixels=max_pixels, name=str(path)))
-            res.output = default_output(path, out_dir, suffix)
+            img = decode_image(path, max_pixels=max_pixels, name=str(path), max_aspect=MAX_PAGE_ASPECT)
+            out = tiled(convert, img)
+            remove_leftovers(res.output.parent, res.output.name)  # a killed earlier run's
             # zlib level 3: a 1024x1448 page encodes in 82 ms instead of 180 ms at Pillow's
             # default 6, for files 2% larger
             with atomic_path(res.output) as tmp:
                 out.save(tmp, format="PNG", compress_level=3)
         except DecodeError as exc:
-            res.error = f"{exc.reason}: {exc.detail}"
+            res.output, res.error = None, f"{exc.reason}: {exc.detail}"
         except (OSError, ValueError) as exc:
-            res.error = str(exc)
-        results.append(res)
+            res.output, res.error = None, str(exc)
     return results

@@ -16,6 +16,14 @@ N_RES = (0, 32)  # residual blocks at the weak generators' bottleneck
 DISC_LAYERS = (1, 6)  # stride-2 blocks of the PatchGAN; 3 gives the 70×70 receptive field
 UNET_LEVELS = (1, 7)  # resolution levels of the U-Net (len(mults)); 2**6 = 64× downsampling
 
+# seeds (`seed`, `select.split_seed`, `source.synthetic.seed`): torch.manual_seed takes
+# [-2**63, 2**64) and fails past it, numpy's legacy seed takes seed % 2**32, random.seed takes
+# abs(seed), the split hash keeps seed & 0xFFFFFFFF, and the stages add offsets (seed + rank,
+# seed + 5 + 1000 * rank). Within [0, 2**31 - 1] every RNG takes every offset seed and no two
+# seeds give the same stream.
+SEED = (0, 2**31 - 1)
+MODEL_IMAGE_SIZE = (8, 8192)  # the working size a published model trained at (and `--work-size`)
+
 
 def require(ok: bool, key: str, allowed: str, value: Any, error: type[ValueError] = ValueError) -> None:
     """Raise `error("<key> = <value>: must be <allowed>")` unless `ok`."""

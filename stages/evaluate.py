@@ -5,8 +5,8 @@ colorization | ground truth)."""
 import argparse
 from pathlib import Path
 
-from pipeline.config import load_params
 from pipeline.files import atomic_path, write_json
+from stages.params import stage_params
 
 
 def main() -> None:
@@ -18,7 +18,7 @@ def main() -> None:
     ap.add_argument("--metrics", required=True, help="metrics JSON to write")
     ap.add_argument("--grid", required=True, help="evaluation grid PNG to write")
     args = ap.parse_args()
-    params = load_params()
+    params = stage_params()
 
     from pipeline.evaluation.evaluate import evaluate
     from pipeline.evaluation.grids import evaluation_grid

@@ -4,10 +4,10 @@ import argparse
 
 import pyarrow.parquet as pq
 
-from pipeline.config import load_params
 from pipeline.data.danbooru import image_root
 from pipeline.data.prepare import prepare_images
 from pipeline.files import write_json
+from stages.params import stage_params
 
 
 def main() -> None:
@@ -21,7 +21,7 @@ def main() -> None:
     ap.add_argument("--cache", default="data/cache/downloads",
                     help="download cache for HTTP/API sources (default: %(default)s)")
     args = ap.parse_args()
-    params = load_params()
+    params = stage_params()
     selected = pq.read_table(args.selected)
     stats = prepare_images(selected, params.source, params.images, image_root(params.source, args.source),
                            args.out, args.work, args.cache)

@@ -3,8 +3,8 @@
 import argparse
 from pathlib import Path
 
-from pipeline.config import load_params
 from pipeline.files import write_json
+from stages.params import stage_params
 
 
 def main() -> None:
@@ -14,7 +14,7 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="output folder of generated-scan shards")
     ap.add_argument("--metrics", required=True, help="metrics JSON to write")
     args = ap.parse_args()
-    params = load_params()
+    params = stage_params()
 
     from pipeline.data.pairs import make_pairs
 

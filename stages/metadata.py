@@ -2,10 +2,10 @@
 
 import argparse
 
-from pipeline.config import load_params
 from pipeline.data.danbooru import metadata_dir
 from pipeline.data.metadata import build_metadata_table, discover_metadata_files
 from pipeline.files import write_json
+from stages.params import stage_params
 
 
 def main() -> None:
@@ -14,7 +14,7 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="Parquet file to write")
     ap.add_argument("--metrics", required=True, help="metrics JSON to write")
     args = ap.parse_args()
-    params = load_params()
+    params = stage_params()
     files = discover_metadata_files(metadata_dir(params.source, args.source), params.source.metadata_files)
     stats = build_metadata_table(files, args.out, block_mb=params.metadata.block_mb,
                                  buckets=params.metadata.dedupe_buckets)

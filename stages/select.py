@@ -2,9 +2,9 @@
 
 import argparse
 
-from pipeline.config import load_params
 from pipeline.data.select import select_posts
 from pipeline.files import write_json, write_parquet
+from stages.params import stage_params
 
 
 def main() -> None:
@@ -13,7 +13,7 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="Parquet file of selected posts to write")
     ap.add_argument("--metrics", required=True, help="metrics JSON to write")
     args = ap.parse_args()
-    params = load_params()
+    params = stage_params()
     selected, counts = select_posts(args.metadata, params.select)
     write_parquet(args.out, selected)
     write_json(args.metrics, {"select": dict(sorted(counts.items()))})

@@ -2,9 +2,9 @@
 
 import argparse
 
-from pipeline.config import load_params
 from pipeline.data.sources import materialize_source
 from pipeline.files import write_json
+from stages.params import stage_params
 
 
 def main() -> None:
@@ -12,7 +12,7 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="output folder (the stage's out)")
     ap.add_argument("--metrics", required=True, help="metrics JSON to write")
     args = ap.parse_args()
-    params = load_params()
+    params = stage_params()
     stats = materialize_source(params.source, args.out)
     write_json(args.metrics, {"source": {"kind": params.source.kind, **stats}})
 

@@ -8,8 +8,8 @@ Several GPUs or CPU processes: `torchrun --nproc_per_node=N -m stages.train_colo
 import argparse
 from pathlib import Path
 
-from pipeline.config import load_params
 from pipeline.files import write_json
+from stages.params import stage_params
 
 
 def main() -> None:
@@ -23,7 +23,7 @@ def main() -> None:
     ap.add_argument("--checkpoints", default=None,
                     help="resume checkpoints (default: data/cache/checkpoints/train_colorizer-VARIANT)")
     args = ap.parse_args()
-    params = load_params()
+    params = stage_params()
 
     from pipeline.training.train_colorizer import train_colorizer
 

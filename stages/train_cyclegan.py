@@ -8,8 +8,8 @@ Single process: `python -m stages.train_cyclegan ...`; several GPUs or CPU proce
 import argparse
 from pathlib import Path
 
-from pipeline.config import load_params
 from pipeline.files import write_json
+from stages.params import stage_params
 
 
 def main() -> None:
@@ -21,7 +21,7 @@ def main() -> None:
     ap.add_argument("--checkpoints", default="data/cache/checkpoints/train_cyclegan",
                     help="resume checkpoints, kept across kills (default: %(default)s)")
     args = ap.parse_args()
-    params = load_params()
+    params = stage_params()
 
     from pipeline.training.train_cyclegan import train_scan_generator
 

@@ -25,3 +25,15 @@ def smooth(n, c, size=32, seed=0):
     low = torch.from_numpy(rng.random((n, c, 4, 4), dtype=np.float32))
     up = torch.nn.functional.interpolate(low, size=size, mode="bilinear")
     return (up.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def publish_tiny_scan_generator(path, image_size: int = 32):
+    """A tiny untrained scan generator, published like `models/scan_generator.pt`."""
+    from pipeline.config import CycleGANConfig
+    from pipeline.models.weak_generator import publish_scan_generator
+    from pipeline.training.cyclegan_step import build_cyclegan
+
+    torch.manual_seed(0)
+    g_scan = build_cyclegan(CycleGANConfig(generator_width=4, n_down=1, n_res=1, groups=2))[0]
+    publish_scan_generator(g_scan, path, image_size=image_size, steps=0)
+    return path

@@ -64,7 +64,7 @@ def test_replace_folder_swaps_whole_or_not_at_all(tmp_path):
             (tmp / "new.npy").write_text("new")
             raise ValueError("failed before the end")
     assert [p.name for p in dest.iterdir()] == ["old.npy"]
-    killed = tmp_path / ".prepared.abc123.tmp"  # what a writer killed mid-way leaves
+    killed = tmp_path / ".prepared.999999999.abc123.tmp"  # what a writer killed mid-way leaves (dead PID)
     killed.mkdir()
     with replace_folder(dest) as tmp:
         (tmp / "new.npy").write_text("new")

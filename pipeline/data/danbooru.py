@@ -120,14 +120,30 @@ def image_relpath(post_id: int, file_ext: str, variant: str) -> PurePosixPath:
 
 
 def safe_join(root: str | Path, rel: PurePosixPath | str) -> Path:
-    """root / rel, refusing anything that resolves outside root."""
-    root_path = Path(root).resolve()
+    """root / rel, resolved; refusing a path that leads out of the data folder.
+
+    "Inside" is judged against the mirror's own layout, wherever it really is: the root,
+    and the top folder of a layout path (`512px/`, `original/`, `groundtruth/`), may each
+    be a link (a mirror linked in, `512px/` on another disk): the admin set those up. What
+    lies below them comes from metadata (bucket folder, file name) and must resolve inside
+    the real root or the real top folder, so a link to another image of the mirror is
+    followed, while a `..` part, an absolute path or an image linked to a file elsewhere
+    (/etc/passwd) raises UnsafePathError. A one-part path (a cache file) has no layout
+    folder: it must resolve inside the root.
+    """
     rel = PurePosixPath(rel)
     if rel.is_absolute() or any(part in ("..", "") for part in rel.parts):
         raise UnsafePathError(f"path {str(rel)!r} leaves the data folder")
-    full = (root_path / Path(*rel.parts)).resolve()
-    if full != root_path and root_path not in full.parents:
-        raise UnsafePathError(f"path {str(rel)!r} leaves the data folder {root_path}")
+    root_path = Path(root).resolve()
+    try:
+        bases = [root_path] + ([(root_path / rel.parts[0]).resolve()] if len(rel.parts) > 1 else [])
+        full = (root_path / Path(*rel.parts)).resolve()
+    except RuntimeError as exc:  # Python 3.11 reports a symlink loop this way
+        raise UnsafePathError(f"path {str(rel)!r} under {root_path}: {exc}") from None
+    if not any(full == base or base in full.parents for base in bases):
+        raise UnsafePathError(
+            f"path {str(rel)!r} resolves to {full}, outside the data folder {root_path}: a link out of "
+            "the mirror is not followed (copy the file into the mirror, or point the link inside it)")
     return full
 
 

@@ -114,8 +114,12 @@ def decode_image(
     allow_truncated: bool = False,
     draft_size: tuple[int, int] | None = None,
     name: str = "",
+    max_aspect: float = MAX_ASPECT,
 ) -> Image.Image:
     """File bytes or a path -> an opaque, upright "RGB" image.
+
+    max_aspect: refuse images whose long side exceeds this many times the short side
+    (training images: MAX_ASPECT; a user's webtoon strip through the CLI: far more).
 
     draft_size: (width, height) of the upright image the caller needs at least; a large
     JPEG is then decoded at 1/2, 1/4 or 1/8 scale, never below that size in either side.
@@ -127,7 +131,7 @@ def decode_image(
     """
     if draft_size is not None and min(draft_size) < 1:
         raise ValueError(f"draft_size must be two sides >= 1, got {draft_size}")
-    return _decode(data, "RGB", max_pixels, allow_truncated, name, lambda _: draft_size)
+    return _decode(data, "RGB", max_pixels, allow_truncated, name, lambda _: draft_size, max_aspect)
 
 
 def fitted_size(src: tuple[int, int], size: int, fit: str) -> tuple[int, int]:
@@ -203,6 +207,7 @@ def _decode(
     allow_truncated: bool,
     name: str,
     draft_request: Callable[[tuple[int, int]], tuple[int, int] | None],
+    max_aspect: float = MAX_ASPECT,
 ) -> Image.Image:
     """The shared decode path; `draft_request(upright_size)` -> minimum decoded size."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -220,8 +225,8 @@ def _decode(
             raise DecodeError("bad_size", f"declared size {w}x{h}", name)
         if w * h > max_pixels:
             raise DecodeError("too_large", f"{w}x{h} = {w * h} pixels > max_pixels {max_pixels}", name)
-        if max(w, h) > MAX_ASPECT * min(w, h):
-            raise DecodeError("bad_size", f"{w}x{h}: aspect ratio beyond {MAX_ASPECT}:1", name)
+        if max(w, h) > max_aspect * min(w, h):
+            raise DecodeError("bad_size", f"{w}x{h}: aspect ratio beyond {max_aspect:g}:1", name)
         if img.format in _DRAFTABLE:
             _draft(img, mode, draft_request)
         img.load()  # frame 0 only: animated files keep their first frame

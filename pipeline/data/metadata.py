@@ -5,13 +5,16 @@ Why it is built this way:
   faster than a Python `json.loads` loop; the string-encoded numbers and the 1970/"0" null
   conventions are then fixed with vectorised Arrow kernels. A block that Arrow rejects
   (a truncated line, a number where a string belongs) is re-parsed line by line with
-  orjson, so one bad line costs one counted record, never the block.
+  orjson, so one bad line costs one counted record, never the block. A line longer than
+  the reader's chunks (a post with thousands of tags) is read with chunks sized to it.
 - Memory is bounded by the block size and the dedupe bucket size, not by the input:
   pass 1 streams blocks into `id % K` Arrow IPC bucket files; pass 2 loads one bucket at
   a time, keeps the newest copy of every id (latest `updated_at`; ties: the later
   line), and appends it to the Parquet file.
 - Inputs may be plain shards, `.gz`, `.xz`, `.bz2` or a `.tar`/`.tar.xz`/`.tar.gz`
-  archive of shards; archives are streamed, never unpacked to disk.
+  archive of shards; archives are streamed, never unpacked to disk. A damaged input
+  (truncated, corrupt, not the format its name says) gives the lines before the damage
+  and is listed with the reason in the stats (`damaged_by_file`); it never stops the run.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ import lzma
 import math
 import tarfile
 import tempfile
+import zlib
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 import orjson
@@ -115,6 +119,10 @@ class ParseStats:
     duplicate_tags: int = 0
     rows_out: int = 0
     files: list[str] = field(default_factory=list)
+    damaged: dict[str, str] = field(default_factory=dict)  # input name -> what is wrong with it
+
+    def note_damage(self, name: str, reason: str) -> None:
+        self.damaged.setdefault(name, reason)
 
     def as_metrics(self) -> dict:
         return {
@@ -128,6 +136,8 @@ class ParseStats:
             "duplicate_ids_dropped": self.duplicate_ids,
             "duplicate_tags_dropped": self.duplicate_tags,
             "rows": self.rows_out,
+            "damaged_files": len(self.damaged),
+            "damaged_by_file": dict(sorted(self.damaged.items())),
         }
 
 
@@ -171,19 +181,129 @@ def _open_compressed(path: Path) -> Iterator[BinaryIO]:
         f.close()
 
 
-def iter_metadata_streams(path: Path) -> Iterator[tuple[str, BinaryIO]]:
-    """(name, binary stream) for each JSON-lines file in `path` (a shard or an archive)."""
+class DamagedInputError(ValueError):
+    """A metadata input is truncated, corrupt, or not the format its name says."""
+
+
+def _raise_damage(name: str, reason: str) -> None:
+    raise DamagedInputError(f"{name}: {reason}; re-download or re-copy the file, or remove it from the inputs")
+
+
+def iter_metadata_streams(path: Path, on_damage: Callable[[str, str], None] | None = None
+                          ) -> Iterator[tuple[str, BinaryIO]]:
+    """(name, binary stream) for each JSON-lines file in `path` (a shard or an archive).
+
+    A damaged input (truncated, corrupt, or not the format its name says) is not fatal:
+    its stream ends where the damage starts, with every line decoded before it, and
+    `on_damage(name, reason)` is called once; without `on_damage`, DamagedInputError.
+    """
     path = Path(path)
+    report = on_damage or _raise_damage
     if path.name.lower().endswith(_TAR_SUFFIXES):
+        yield from _iter_tar_members(path, report)
+        return
+    with _open_compressed(path) as stream:
+        yield path.name, _GuardedStream(stream, path.name, _format(path.name), report)
+
+
+def _iter_tar_members(path: Path, report: Callable[[str, str], None]) -> Iterator[tuple[str, BinaryIO]]:
+    reported: list[str] = []
+
+    def note(name: str, reason: str) -> None:
+        reported.append(name)
+        report(name, reason)
+
+    members = 0  # read so far: none means the file is no tar archive at all
+    try:
         with tarfile.open(path, mode="r|*") as tar:  # streaming: no seeking, no unpacking
             for member in tar:
+                members += 1
                 if member.isfile() and not Path(member.name).name.startswith("."):
                     stream = tar.extractfile(member)
                     if stream is not None:
-                        yield f"{path.name}:{member.name}", stream
-        return
-    with _open_compressed(path) as stream:
-        yield path.name, stream
+                        name = f"{path.name}:{member.name}"
+                        yield name, _GuardedStream(stream, name, "tar", note)
+    except _DAMAGE_ERRORS as exc:
+        if _is_disk_error(exc):
+            raise
+        if not reported:  # a damaged member also breaks the walk to the next: say it once
+            report(path.name, _damage_reason(exc, "tar", members))
+
+
+# What decoders raise on damaged input: EOFError (truncated), BadGzipFile and bz2's OSError
+# (no errno), LZMAError, zlib.error, tarfile.ReadError.
+_DAMAGE_ERRORS = (EOFError, OSError, lzma.LZMAError, zlib.error, tarfile.TarError)
+_READ_PIECE = 64 << 10  # bytes per decoder call: at most this much is lost before damage in a tar member
+
+
+def _is_disk_error(exc: BaseException) -> bool:
+    """An OSError with an errno comes from the disk, not from the file's content."""
+    return isinstance(exc, OSError) and exc.errno is not None
+
+
+def _format(name: str) -> str:
+    name = name.lower()
+    if name.endswith(_TAR_SUFFIXES):
+        return "tar"
+    for suffix, fmt in ((".gz", "gzip"), (".xz", "xz"), (".bz2", "bz2")):
+        if name.endswith(suffix):
+            return fmt
+    return "plain"
+
+
+def _damage_reason(exc: BaseException, fmt: str, decoded: int) -> str:
+    """A decoder's error in words for the metrics: truncated, not that format, or corrupt."""
+    what = "archive" if fmt == "tar" else "stream"
+    if isinstance(exc, EOFError) or "unexpected end of data" in str(exc):
+        return f"truncated {fmt} {what}"
+    if not decoded:
+        return f"not {'an' if fmt == 'xz' else 'a'} {fmt} file"
+    return f"corrupt {fmt} {what} after {decoded} bytes ({exc})"
+
+
+class _GuardedStream:
+    """A stream for iter_blocks on which damage ends the data instead of raising.
+
+    `readinto` fills the whole buffer as a plain read does (block boundaries stay the same),
+    one decoder call of at most _READ_PIECE bytes at a time, so when the decoder fails every
+    byte decoded before the damage is returned (a plain `readinto` loses what it had read in
+    that call); later reads return nothing and `on_damage(name, reason)` is called once.
+    """
+
+    def __init__(self, inner: BinaryIO, name: str, fmt: str, on_damage: Callable[[str, str], None]):
+        self.inner, self.name, self.fmt, self.on_damage = inner, name, fmt, on_damage
+        self.decoded = 0
+        self.damage: str | None = None
+
+    def readinto(self, buf) -> int:
+        view = memoryview(buf)
+        total = 0
+        while total < len(view) and self.damage is None:
+            try:
+                n = self.inner.readinto1(view[total : total + _READ_PIECE])
+            except _DAMAGE_ERRORS as exc:
+                if _is_disk_error(exc):
+                    raise
+                self.damage = _damage_reason(exc, self.fmt, self.decoded + total)
+                self.on_damage(self.name, self.damage)
+                break
+            if not n:
+                break
+            total += n
+        self.decoded += total
+        return total
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            parts = []
+            while part := self.read(1 << 20):
+                parts.append(part)
+            return b"".join(parts)
+        buf = bytearray(size)
+        return bytes(buf[: self.readinto(buf)])
+
+    def tell(self) -> int:
+        return self.inner.tell()
 
 
 def iter_blocks(stream: BinaryIO, block_bytes: int) -> Iterator[memoryview]:
@@ -228,6 +348,7 @@ def parse_block(block, stats: ParseStats, schema: pa.Schema = RAW_SCHEMA) -> pa.
     """JSON lines -> `schema` (RAW_SCHEMA or a subset); bad lines are counted in `stats`."""
     stats.bytes_in += len(block)
     try:
+        _check_utf8(block)
         table = _read_json(block, schema)
         stats.lines += table.num_rows  # Arrow skips blank lines; so do we
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -235,12 +356,48 @@ def parse_block(block, stats: ParseStats, schema: pa.Schema = RAW_SCHEMA) -> pa.
     return table
 
 
+def _check_utf8(block) -> None:
+    """ArrowInvalid unless `block` is valid UTF-8. Arrow's JSON reader copies invalid bytes
+    into string columns (where they break later readers) while orjson rejects the line, so
+    without this check a line's fate would depend on its neighbours. ~6 GB/s."""
+    data = pa.py_buffer(block)
+    offsets = pa.py_buffer(np.array([0, data.size], dtype=np.int64))
+    pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, data]).cast(pa.large_string())
+
+
+_JSON_CHUNK = 4 << 20  # Arrow's reader parses a block in chunks of this size, one per thread
+
+
 def _read_json(block, schema: pa.Schema = RAW_SCHEMA) -> pa.Table:
+    """Arrow's JSON reader over one block of lines.
+
+    The reader rejects a line that covers a whole chunk ("straddling object"). Such a line
+    (a post with thousands of tags) is rare, so the check costs nothing up front: only a
+    block the reader rejected is measured, and if it holds a line that long it is read again
+    with chunks longer than that line; any other rejection is the caller's (bad lines).
+    """
+    try:
+        return _read_json_chunked(block, schema, _JSON_CHUNK)
+    except pa.ArrowInvalid:
+        longest = _longest_line(block)
+        if longest < _JSON_CHUNK:
+            raise
+        return _read_json_chunked(block, schema, min(((longest >> 20) + 1) << 20, 2**31 - 1))
+
+
+def _read_json_chunked(block, schema: pa.Schema, chunk: int) -> pa.Table:
     return pajson.read_json(
         pa.BufferReader(block),
-        read_options=pajson.ReadOptions(use_threads=True, block_size=4 << 20),  # threads split blocks
+        read_options=pajson.ReadOptions(use_threads=True, block_size=chunk),  # threads split blocks
         parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
     )
+
+
+def _longest_line(block) -> int:
+    """Bytes in the longest line of `block`, its newline included."""
+    ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == ord("\n"))
+    bounds = np.concatenate([[-1], ends, [len(block) - 1]])
+    return int(np.diff(bounds).max())
 
 
 def _parse_lines_slowly(block: bytes, stats: ParseStats, schema: pa.Schema) -> pa.Table:
@@ -318,8 +475,8 @@ def normalize(raw: pa.Table, stats: ParseStats) -> pa.Table:
         valid_id = pc.is_valid(ids)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         valid_id = pc.fill_null(pc.match_substring_regex(ids, _INT_RE), False)
-    if not pc.all(valid_id).as_py():
-        bad = n - pc.sum(valid_id).as_py()
+    bad = n - _count(valid_id)
+    if bad:
         stats.malformed["bad_id"] += bad
         raw = raw.filter(valid_id)
         n = raw.num_rows
@@ -332,9 +489,9 @@ def normalize(raw: pa.Table, stats: ParseStats) -> pa.Table:
         if name in present:
             col = cols[name]
             cols[name] = pc.if_else(pc.equal(col, 0), pa.scalar(None, col.type), col)
-    keep = pc.greater(cols["id"], 0)
-    if not pc.all(keep).as_py():
-        stats.malformed["bad_id"] += n - pc.sum(keep).as_py()
+    keep = pc.fill_null(pc.greater(cols["id"], 0), False)
+    if _count(keep) < n:
+        stats.malformed["bad_id"] += n - _count(keep)
         raw = raw.filter(keep)
         cols = {k: v.filter(keep) for k, v in cols.items()}
         n = raw.num_rows
@@ -365,6 +522,11 @@ def normalize(raw: pa.Table, stats: ParseStats) -> pa.Table:
     stats.records += n
     schema = pa.schema([f for f in SCHEMA if f.name in cols])
     return pa.table({f.name: cols[f.name] for f in schema}, schema=schema)
+
+
+def _count(mask) -> int:
+    """True values in a boolean array; 0 for an empty one (a block with no good line)."""
+    return pc.sum(mask).as_py() or 0
 
 
 def _to_int(col, typ: pa.DataType, name: str, stats: ParseStats):
@@ -537,7 +699,7 @@ def _bucketed(paths, tmp_parent: Path, block_mb: int, k: int, schema: pa.Schema,
         bar = _progress(sum(p.stat().st_size for p in paths), progress, "metadata")
         try:
             for path in paths:
-                for _name, stream in iter_metadata_streams(path):
+                for _name, stream in iter_metadata_streams(path, on_damage=stats.note_damage):
                     for block in iter_blocks(stream, block_mb << 20):
                         table = normalize(parse_block(block, stats, schema), stats)
                         if transform is not None:
@@ -612,6 +774,7 @@ def _dedupe(table: pa.Table, stats: ParseStats) -> pa.Table:
 
 
 def _raw_position(stream: BinaryIO, path: Path) -> int | None:
+    stream = getattr(stream, "inner", stream)  # a _GuardedStream
     try:
         raw = getattr(stream, "fileobj", None) or getattr(stream, "_fp", None)
         if raw is not None and hasattr(raw, "tell"):

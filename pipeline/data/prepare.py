@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pyarrow as pa
@@ -118,7 +118,9 @@ def _session(source: SourceConfig):
 def locate_images(ctx: Context, unit: Unit) -> tuple[dict[int, Path], dict[int, tuple[str, str]]]:
     """Local paths of a unit's images (downloading them first for HTTP sources).
 
-    Returns (paths by id, failures by id as (reason, detail)).
+    Returns (paths by id, failures by id as (reason, detail)). A path that leads out of
+    the mirror (a hostile id or file_ext, an image linked to a file elsewhere; see
+    `safe_join` for what counts as inside) fails that post as `unsafe_path`, not the stage.
     """
     source = ctx.source
     paths: dict[int, Path] = {}
@@ -131,24 +133,29 @@ def locate_images(ctx: Context, unit: Unit) -> tuple[dict[int, Path], dict[int, 
         except (UnsafePathError, ValueError) as exc:
             failed[pid] = ("unsafe_path", str(exc))
             continue
-        if source.kind in ("synthetic", "local"):
-            paths[pid] = safe_join(ctx.image_root, rel)
-        elif source.kind == "http":
-            from pipeline.data.http import join_url
-
-            dest = safe_join(Path(ctx.cache_dir) / "http", rel)
-            jobs.append((join_url(source.url, str(rel)), dest))
-            job_ids.append(pid)
-        else:  # danbooru_api: the post carries its own file URL
+        if source.kind == "danbooru_api":  # the post carries its own file URL
             if not url:
                 failed[pid] = ("no_file_url", "the API did not expose a file URL (restricted post?)")
                 continue
             if not url.startswith(("http://", "https://")):
                 failed[pid] = ("bad_url", "file_url is not http(s)")
                 continue
-            dest = safe_join(Path(ctx.cache_dir) / "api", f"{pid}.{ext or 'bin'}")
-            jobs.append((url, dest))
-            job_ids.append(pid)
+        try:
+            if source.kind in ("synthetic", "local"):
+                paths[pid] = safe_join(ctx.image_root, rel)
+                continue
+            if source.kind == "http":
+                from pipeline.data.http import join_url
+
+                dest = safe_join(Path(ctx.cache_dir) / "http", rel)
+                url = join_url(source.url, str(rel))
+            else:
+                dest = safe_join(Path(ctx.cache_dir) / "api", f"{pid}.{ext or 'bin'}")
+        except UnsafePathError as exc:
+            failed[pid] = ("unsafe_path", str(exc))
+            continue
+        jobs.append((url, dest))
+        job_ids.append(pid)
     if jobs:
         from pipeline.data.http import download_many
 
@@ -192,9 +199,14 @@ def process_unit(ctx: Context, unit: Unit) -> dict:
                                 name=str(pid))
             gt = None
             if unit.with_groundtruth:
-                gt_path = Path(ctx.image_root) / "groundtruth" / f"{pid}.png"
+                gt_rel = PurePosixPath("groundtruth", f"{pid}.png")
+                try:
+                    gt_path = safe_join(ctx.image_root, gt_rel)
+                except UnsafePathError as exc:
+                    failures.append((pid, "unsafe_path", str(exc)))
+                    continue
                 if not gt_path.is_file():
-                    failures.append((pid, "no_groundtruth", str(gt_path)))
+                    failures.append((pid, "no_groundtruth", str(Path(ctx.image_root) / gt_rel)))
                     continue
                 gt = prepare_image(gt_path, size=size, fit=cfg.fit, channels=1,
                                    max_pixels=cfg.max_pixels, name=f"groundtruth {pid}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.models.pixels import luma
+from pipeline.models.pixels import LUMA, luma
 
 
 def l1_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -65,16 +65,15 @@ def delta_e(pred_u8: np.ndarray, target_u8: np.ndarray) -> np.ndarray:
 def line_fidelity(scan_u8: np.ndarray, out_u8: np.ndarray) -> np.ndarray:
     """Share of the scan's line pixels that stay dark in the colorization, per image."""
     lines = scan_u8[..., 0].astype(np.float32) / 255 < LINE_DARK
-    from pipeline.models.pixels import LUMA
-
-    luma = (out_u8.astype(np.float32) @ np.array(LUMA, np.float32)) / 255
-    kept = (luma < OUTPUT_DARK) & lines
+    out_luma = (out_u8.astype(np.float32) @ np.array(LUMA, np.float32)) / 255
+    kept = (out_luma < OUTPUT_DARK) & lines
     n = lines.reshape(len(lines), -1).sum(1)
     return np.where(n > 0, kept.reshape(len(kept), -1).sum(1) / np.maximum(n, 1), 1.0)
 
 
 def color_metrics(pred_u8: np.ndarray, target_u8: np.ndarray, scan_u8: np.ndarray) -> dict[str, float]:
-
+    """Mean PSNR, SSIM, ΔE2000, colorfulness and line fidelity of colorizations `pred_u8`
+    against `target_u8` (uint8 NHWC RGB), the lines judged on the input scans `scan_u8`."""
     p = torch.from_numpy(pred_u8).permute(0, 3, 1, 2).float() / 255
     t = torch.from_numpy(target_u8).permute(0, 3, 1, 2).float() / 255
     return {
@@ -89,7 +88,6 @@ def color_metrics(pred_u8: np.ndarray, target_u8: np.ndarray, scan_u8: np.ndarra
 def scan_quality(pred: np.ndarray, color: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """L1 / PSNR / SSIM of generated scans `pred` = scangen(color) and of greyscale(color)
     against the true scans (all uint8 NHWC; the caller generates `pred` once)."""
-
     pred_t = torch.from_numpy(np.asarray(pred)).permute(0, 3, 1, 2).float() / 255
     gt = torch.from_numpy(np.asarray(truth)).permute(0, 3, 1, 2).float() / 255
     grey = luma(torch.from_numpy(np.asarray(color)).permute(0, 3, 1, 2).float()).round() / 255

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from pipeline.files import open_atomic
+from pipeline.validation import MODEL_IMAGE_SIZE, in_range, is_int
 
 
 def config_from_dict(cls: type, config: Mapping[str, Any], require_all: bool = False) -> Any:
@@ -77,7 +78,32 @@ def load_model(path: str | Path, fmt: str, version: int, build: Callable[[Mappin
         raise ValueError(f"{path}: not a OnePunchGAN {what} (format {found!r})")
     if blob.get("version") != version:
         raise ValueError(f"{path}: {what} format version {blob.get('version')}, this code reads {version}")
-    model = build(blob["config"])
-    model.load_state_dict(blob["state_dict"])
-    model.image_size = int(blob.get("image_size", 256))
+    lacking = [k for k in ("config", "state_dict") if k not in blob]
+    if lacking:
+        raise ValueError(f"{path}: a {what} file without {' or '.join(lacking)}; {how_to_get}")
+    try:
+        model = build(blob["config"])
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    weights = blob["state_dict"]
+    if not isinstance(weights, Mapping):
+        raise ValueError(f"{path}: state_dict is a {type(weights).__name__}, not a dict of weights")
+    try:
+        result = model.load_state_dict(weights, strict=False)
+    except RuntimeError as exc:  # a weight of the wrong shape
+        detail = " ".join(line.strip() for line in str(exc).splitlines()[1:3])
+        raise ValueError(f"{path}: weights do not fit the architecture it declares: {detail}") from None
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(f"{path}: weights do not fit the architecture it declares: "
+                         f"missing {_few(result.missing_keys)}, unexpected {_few(result.unexpected_keys)}")
+    size = blob.get("image_size", 256)
+    if not (is_int(size) and MODEL_IMAGE_SIZE[0] <= size <= MODEL_IMAGE_SIZE[1]):
+        raise ValueError(f"{path}: image_size = {size!r}: must be {in_range(MODEL_IMAGE_SIZE)}")
+    model.image_size = size
     return model.to(device).eval()
+
+
+def _few(keys: list[str], n: int = 3) -> str:
+    if not keys:
+        return "none"
+    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")

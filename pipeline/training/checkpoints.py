@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from pipeline.files import leftovers, open_atomic
+from pipeline.files import open_atomic, remove_leftovers
 
 
 class CheckpointError(RuntimeError):
@@ -69,5 +69,5 @@ class Checkpointer:
 
             self.path.unlink(missing_ok=True)
             shutil.rmtree(self.live_snapshot, ignore_errors=True)
-            for p in leftovers(self.directory, self.path.name) + leftovers(self.directory, self.live_snapshot.name):
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            remove_leftovers(self.directory, self.path.name)
+            remove_leftovers(self.directory, self.live_snapshot.name)

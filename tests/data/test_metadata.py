@@ -189,3 +189,43 @@ def test_fused_filter_matches_table_then_select(tmp_path):
     assert counts_a == counts_b
     assert 3 not in fused.column("id").to_pylist()
     assert counts_a["scan_train"] + counts_a["scan_holdout"] > 0
+
+
+def test_last_line_cut_without_newline(tmp_path):
+    """A shard cut mid-line by a failed copy: the cut line is its own block, and counted."""
+    f = tmp_path / "shard"
+    f.write_text(json.dumps(rec(1)) + "\n" + json.dumps(rec(2)) + "\n" + json.dumps(rec(3))[:60])
+    table, stats = build(tmp_path, [f])
+    assert sorted(table.column("id").to_pylist()) == [1, 2]
+    assert stats.malformed == {"invalid_json": 1} and stats.lines == 3
+
+
+@pytest.mark.parametrize("suffix,compress,reason", [
+    (".gz", gzip.compress, "truncated gzip stream"),
+    (".xz", lzma.compress, "truncated xz stream"),
+])
+def test_damaged_shard_is_reported_not_fatal(tmp_path, suffix, compress, reason):
+    data = ("".join(json.dumps(rec(i)) + "\n" for i in range(1, 400))).encode()
+    packed = compress(data)
+    f = tmp_path / f"2020000000000000{suffix}"
+    f.write_bytes(packed[: len(packed) // 2])
+    table, stats = build(tmp_path, [f])
+    ids = table.column("id").to_pylist()
+    assert len(ids) > 50 and sorted(ids) == list(range(1, len(ids) + 1))  # the lines before the damage
+    m = stats.as_metrics()
+    assert m["damaged_files"] == 1 and m["damaged_by_file"] == {f.name: reason}
+    # without a damage handler the reader says which file and why, instead of EOFError
+    from pipeline.data.metadata import DamagedInputError, iter_blocks, iter_metadata_streams
+
+    with pytest.raises(DamagedInputError, match=f"{f.name}: {reason}"):
+        for _name, stream in iter_metadata_streams(f):
+            for _ in iter_blocks(stream, 1 << 20):
+                pass
+
+
+def test_undamaged_inputs_report_no_damage(tmp_path):
+    f = tmp_path / "a.json.gz"
+    f.write_bytes(gzip.compress((json.dumps(rec(1)) + "\n").encode()))
+    _, stats = build(tmp_path, [f])
+    m = stats.as_metrics()
+    assert m["damaged_files"] == 0 and m["damaged_by_file"] == {}

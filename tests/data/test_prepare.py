@@ -187,3 +187,31 @@ def test_sharded_array_reads_rows_across_shards(tmp_path):
     assert np.array_equal(arr[2:9], whole[2:9])
     batch = BatchSampler(arr, 4, seed=0).next()  # what training does with it
     assert batch.shape == (4, 1, 1, 1)
+
+
+def test_safe_join_follows_the_layout_links_not_escaping_ones(tmp_path):
+    """The root and the variant folder may be links (another disk); what lies below must
+    resolve inside one of them."""
+    real, disk, elsewhere = tmp_path / "real", tmp_path / "disk2" / "512px", tmp_path / "elsewhere"
+    for d in (real, disk / "0001", elsewhere):
+        d.mkdir(parents=True)
+    (elsewhere / "secret.jpg").write_bytes(b"secret")
+    (tmp_path / "mirror").symlink_to(real, target_is_directory=True)  # the root is a link
+    (real / "512px").symlink_to(disk, target_is_directory=True)  # 512px/ is on another disk
+    (disk / "0001" / "1001.jpg").write_bytes(b"jpg")
+    (disk / "0001" / "2001.jpg").symlink_to("1001.jpg")  # a link inside the mirror
+    (disk / "0001" / "3001.jpg").symlink_to(elsewhere / "secret.jpg")  # a link out of it
+    (disk / "0002").symlink_to(elsewhere, target_is_directory=True)  # a bucket folder out of it
+    mirror = tmp_path / "mirror"
+    assert safe_join(mirror, "512px/0001/1001.jpg") == disk / "0001" / "1001.jpg"
+    assert safe_join(mirror, "512px/0001/2001.jpg") == disk / "0001" / "1001.jpg"
+    assert safe_join(mirror, "512px/0001/4001.jpg") == disk / "0001" / "4001.jpg"  # missing: the caller says so
+    for rel in ("512px/0001/3001.jpg", "512px/0002/secret.jpg", "512px/0001/../../../elsewhere/secret.jpg"):
+        with pytest.raises(UnsafePathError, match="outside|leaves"):
+            safe_join(mirror, rel)
+    (disk / "0001" / "5001.jpg").symlink_to("5001.jpg")  # a loop: refused, not a RuntimeError
+    with pytest.raises(UnsafePathError, match="loop"):
+        safe_join(mirror, "512px/0001/5001.jpg")
+    (real / "7.jpg").symlink_to(elsewhere / "secret.jpg")  # one-part paths (the API cache) have no layout folder
+    with pytest.raises(UnsafePathError, match="outside"):
+        safe_join(mirror, "7.jpg")

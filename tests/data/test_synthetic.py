@@ -235,7 +235,7 @@ def test_colored_images_are_colorful(dataset):
 def test_rerun_after_a_killed_run_and_refusing_a_foreign_folder(dataset, tmp_path):
     root, _ = dataset
     target = tmp_path / "source"
-    partial = tmp_path / ".source.k1ll3d__.tmp"  # what a run killed mid-way leaves (pipeline.files)
+    partial = tmp_path / ".source.999999999.k1ll3d__.tmp"  # what a run killed mid-way leaves (pipeline.files)
     (partial / "512px").mkdir(parents=True)
     (partial / "512px" / "junk.jpg").write_bytes(b"half written")
     target.mkdir()

@@ -6,21 +6,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import smooth
+from helpers import publish_tiny_scan_generator, smooth
 from PIL import Image
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.config import ColorizerConfig, CycleGANConfig
+from pipeline.config import ColorizerConfig
 from pipeline.evaluation.evaluate import evaluate
 from pipeline.evaluation.grids import evaluation_grid
 from pipeline.evaluation.measures import colorfulness, delta_e, line_fidelity
 from pipeline.inference import colorize_arrays
 from pipeline.models.pixels import greyscale_u8
 from pipeline.models.unet import load_colorizer, publish_colorizer
-from pipeline.models.weak_generator import publish_scan_generator
 from pipeline.training.colorizer_step import colorizer_step, make_state
-from pipeline.training.cyclegan_step import build_cyclegan
 from pipeline.training.runtime import Runtime
 
 CPU = Runtime(device=torch.device("cpu"))
@@ -47,9 +45,7 @@ def test_metric_functions():
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    publish_scan_generator(build_cyclegan(CycleGANConfig(generator_width=4, n_down=1, n_res=1, groups=2))[0],
-                           d / "scan.pt", image_size=32, steps=0)
+    publish_tiny_scan_generator(d / "scan.pt")
     colors = smooth(4, 3)
     for variant in ("scangen", "greyscale"):
         state = make_state(TINY, 1e-3, CPU, greyscale_u8(colors), colors, seed=1 if variant == "scangen" else 2)

@@ -1,0 +1,110 @@
+"""`onepunch evaluate PAIRS`: the evaluation's measures on a user's own (scan, color) pairs.
+
+Real pages have no synthetic ground truth; whoever holds real pairs (a chapter's line-art
+scan and its official colored edition) checks the published models with this. Layout:
+
+    PAIRS/scan/NAME.*    the line-art scans
+    PAIRS/color/NAME.*   the colored pages, matched to the scans by NAME
+
+Any size or mode; a color page of another size than its scan is resized to the scan's.
+Measured per pair, then averaged (mean and std over pairs):
+- colorize(scan) against the color page: PSNR, SSIM, ΔE2000, colorfulness (next to the
+  truth's), line fidelity — the real use case;
+- scangen(color) against the scan: L1, PSNR, SSIM, next to greyscale(color).
+A file without its partner, or one that cannot be decoded, is named and skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+@dataclass
+class PairSet:
+    pairs: list[tuple[str, Path, Path]]  # (name, scan, color)
+    unmatched: list[str] = field(default_factory=list)  # messages naming the lonely files
+
+
+def find_pairs(folder: Path) -> PairSet:
+    """Match PAIRS/scan/NAME.* with PAIRS/color/NAME.* by NAME."""
+    folder = Path(folder)
+    sides = {}
+    for side in ("scan", "color"):
+        d = folder / side
+        if not d.is_dir():
+            raise FileNotFoundError(f"{folder}: no {side}/ folder; expected {folder}/scan/NAME.png and "
+                                    f"{folder}/color/NAME.png (matching names)")
+        files: dict[str, Path] = {}
+        for p in sorted(d.iterdir()):
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
+                if p.stem in files:
+                    raise ValueError(f"{d}: two files named {p.stem!r} ({files[p.stem].name}, {p.name}); "
+                                     "keep one per name")
+                files[p.stem] = p
+        sides[side] = files
+    scans, colors = sides["scan"], sides["color"]
+    pairs = [(name, scans[name], colors[name]) for name in sorted(scans.keys() & colors.keys())]
+    unmatched = [f"{scans[n]}: no color/{n}.* to compare with" for n in sorted(scans.keys() - colors.keys())]
+    unmatched += [f"{colors[n]}: no scan/{n}.* to compare with" for n in sorted(colors.keys() - scans.keys())]
+    return PairSet(pairs, unmatched)
+
+
+def evaluate_pairs(folder: Path, colorizer_path: Path, scan_model_path: Path | None, device: str = "auto",
+                   work_size: int | None = None, max_pixels: int = 200_000_000,
+                   progress: bool = True) -> dict:
+    """Metrics over the pairs in `folder` (see the module docstring), with the skipped files."""
+    import torch
+    from PIL import Image
+    from tqdm import tqdm
+
+    from pipeline.data.imaging import DecodeError, decode_image
+    from pipeline.evaluation.measures import color_metrics, colorfulness, scan_quality
+    from pipeline.inference import colorize_image, scan_image
+    from pipeline.models.unet import load_colorizer
+    from pipeline.models.weak_generator import load_scan_generator
+    from pipeline.training.runtime import setup_runtime
+
+    found = find_pairs(folder)
+    rt = setup_runtime(device, autotune=False)
+    colorizer = load_colorizer(colorizer_path, rt.device).to(memory_format=torch.channels_last)
+    scangen = load_scan_generator(scan_model_path, rt.device) if scan_model_path is not None else None
+    size = work_size or colorizer.image_size
+    rows: dict[str, list[float]] = {}
+    skipped = list(found.unmatched)
+    for name, scan_path, color_path in tqdm(found.pairs, desc="pairs", unit="pair", disable=not progress):
+        try:
+            scan_img = decode_image(scan_path, max_pixels=max_pixels, name=str(scan_path)).convert("L")
+            color_img = decode_image(color_path, max_pixels=max_pixels, name=str(color_path))
+        except DecodeError as exc:
+            skipped.append(f"{exc.name}: {exc.reason}: {exc.detail}")
+            continue
+        if color_img.size != scan_img.size:
+            color_img = color_img.resize(scan_img.size, Image.Resampling.LANCZOS)
+        scan = np.array(scan_img, np.uint8)[None, ..., None]
+        color = np.array(color_img, np.uint8)[None]
+        pred = np.array(colorize_image(colorizer, None, scan_img.convert("RGB"), size, rt.device, "scan"))[None]
+        values = {f"colorized_{k}": v for k, v in color_metrics(pred, color, scan).items()}
+        values["truth_colorfulness"] = float(colorfulness(color)[0])
+        if scangen is not None:
+            approx = np.array(scan_image(scangen, color_img, scangen.image_size, rt.device))[None, ..., None]
+            values.update({k: v for k, v in scan_quality(approx, color, scan).items() if k != "images"})
+        for k, v in values.items():
+            rows.setdefault(k, []).append(float(v))
+    summary = {k: {"mean": round(float(np.mean(v)), 4), "std": round(float(np.std(v)), 4)} for k, v in rows.items()}
+    return {"pairs": len(next(iter(rows.values()), [])), "skipped": skipped, "metrics": summary,
+            "colorizer": str(colorizer_path),
+            "scan_generator": None if scan_model_path is None else str(scan_model_path)}
+
+
+def format_table(result: dict) -> str:
+    """The metrics as an aligned text table (fits 100 columns)."""
+    lines = [f"{result['pairs']} pairs ({len(result['skipped'])} files skipped)",
+             f"{'measure':<28}{'mean':>12}{'std':>12}"]
+    for key, v in result["metrics"].items():
+        lines.append(f"{key:<28}{v['mean']:>12.4f}{v['std']:>12.4f}")
+    return "\n".join(lines)
