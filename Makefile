@@ -20,7 +20,7 @@ setup: $(VENV)/.installed
 
 repro: setup
 	dvc repro
-	dvc metrics show
+	onepunch summary   # the full record: dvc metrics show
 
 test: setup
 	python -m pytest -q $(PYTEST_ARGS)

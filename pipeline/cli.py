@@ -316,5 +316,18 @@ def evaluate(
     typer.echo(f"wrote {json_out}")
 
 
+@app.command()
+def summary(
+    metrics: Annotated[Path, typer.Argument(help="the evaluate stage's metrics")] = Path("metrics/evaluate.json"),
+) -> None:
+    """The pipeline's results beside their baselines, in 100 columns (what `make repro` ends with)."""
+    from pipeline.evaluation.summary import load_evaluation, summary_table
+
+    try:
+        typer.echo(summary_table(load_evaluation(metrics)))
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+
+
 if __name__ == "__main__":
     app()

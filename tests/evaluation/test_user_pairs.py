@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 import pytest
+from helpers import publish_tiny_scan_generator, smooth
 from PIL import Image
 from typer.testing import CliRunner
 
-from helpers import publish_tiny_scan_generator, smooth
 from pipeline.cli import app
 from pipeline.config import ColorizerConfig, SyntheticConfig
 from pipeline.data.danbooru import image_relpath

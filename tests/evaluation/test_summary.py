@@ -1,0 +1,49 @@
+"""`onepunch summary`: the results beside their baselines, fitting a 100-column terminal."""
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.evaluation.summary import summary_table
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[2]
+ROW = {"psnr": 13.7434, "delta_e": 19.0822, "ssim": 0.6194, "colorfulness": 8.596, "line_fidelity": 1.0}
+
+
+def evaluation(with_truth: bool) -> dict:
+    ev = {"holdout_images": 65, "ground_truth": {"colorfulness": 59.749},
+          "scangen": {"generated_scan": dict(ROW, psnr=17.832)}, "greyscale": {"generated_scan": dict(ROW)}}
+    if with_truth:
+        ev["scan"] = {"scangen_l1": 0.0919, "scangen_psnr": 16.0609, "scangen_ssim": 0.6969,
+                      "greyscale_l1": 0.2129, "greyscale_psnr": 11.4664, "greyscale_ssim": 0.6761}
+        ev["scangen"]["true_scan"] = dict(ROW)
+        ev["greyscale"]["true_scan"] = dict(ROW, psnr=10.9427, delta_e=21.027)
+        ev["thesis"] = {"psnr_gain_db": 2.8007, "delta_e_gain": 1.9448, "generated_scans_win": True}
+    return ev
+
+
+def test_table_holds_the_results_and_baselines_in_100_columns():
+    text = summary_table(evaluation(True))
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "16.06" in text and "11.47" in text  # scan generator vs. greyscale PSNR
+    assert "13.74" in text and "10.94" in text and "59.7" in text
+    assert "colorizer wins on true scans (PSNR +2.80 dB, ΔE lower by 1.94)" in text
+
+
+def test_real_data_without_true_scans():
+    text = summary_table(evaluation(False))
+    assert "scan extraction" not in text and "No true scans" in text and "17.83" in text
+
+
+def test_cli_on_the_committed_metrics_and_on_bad_files(tmp_path):
+    res = runner.invoke(app, ["summary", str(ROOT / "metrics" / "evaluate.json")])
+    assert res.exit_code == 0 and "Thesis test" in res.output
+    res = runner.invoke(app, ["summary", str(tmp_path / "none.json")])
+    assert res.exit_code == 2 and "run `dvc repro`" in res.output
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"scan": {}}))
+    res = runner.invoke(app, ["summary", str(bad)])
+    assert res.exit_code == 2 and "no 'eval' section" in res.output
