@@ -111,7 +111,8 @@ def replace_folder(path: str | Path) -> Iterator[Path]:
 def leftovers(folder: str | Path, name: str) -> list[Path]:
     """Temporary files and folders these helpers left for target `name` in `folder` whose
     writer is gone (killed mid-write): they never carry the final name and are safe to
-    delete. Those of a writer still running are not listed."""
+    delete. Those of another process still running are not listed; this process's own
+    count as leftovers, so call it only where this process has no write to `name` open."""
     folder = Path(folder)
     if not folder.is_dir():
         return []

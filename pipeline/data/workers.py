@@ -2,7 +2,8 @@
 
 One start method for every pool: spawn. Fork would copy the parent mid-lock when it holds
 threads — torch's intra-op pool, DVC's, a tqdm monitor — and a child can then hang forever;
-spawn starts clean interpreters and behaves the same on every OS, for ~0.2 s per worker.
+spawn starts clean interpreters and behaves the same on every OS. The cost is start-up:
+0.43 s for a 2-worker pool on the 2-core development machine (fork: 0.01 s), once per stage run.
 """
 
 from __future__ import annotations
