@@ -99,6 +99,35 @@ def synthetic(
     typer.echo(f"wrote {out}: {stats}")
 
 
+@app.command("synthetic-page")
+def synthetic_page(
+    out: Annotated[Path, typer.Argument(help="PNG to write: the page's line-art scan")],
+    truth: Annotated[Optional[Path], typer.Option(help="also write the page's colored ground truth here")] = None,
+    seed: Annotated[int, typer.Option(help="page seed (same seed, same page)")] = 0,
+    width: Annotated[int, typer.Option(help="page width in pixels")] = 1024,
+    height: Annotated[int, typer.Option(help="page height in pixels")] = 1448,
+) -> None:
+    """Draw a manga page of panels with the default dataset's recurring cast: a page no
+    model trained on, to try `onepunch colorize` on at page resolution."""
+    from pipeline.data.synthetic.pages import render_page
+    from pipeline.files import atomic_path
+
+    if not (256 <= width <= 8192 and 256 <= height <= 8192):
+        _fail(f"page size {width}x{height}: both sides must be between 256 and 8192")
+    for path, option in ((out, "OUT"), (truth, "--truth")):
+        if path is not None and path.suffix.lower() != ".png":
+            _fail(f"{option} {path}: give a .png file name")
+        if path is not None:
+            _check_output_file(path, option)
+    scan, color = render_page(seed, (width, height))
+    for path, img in ((out, scan), (truth, color)):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                img.save(tmp, format="PNG")
+            typer.echo(f"wrote {path}")
+
+
 @app.command()
 def metadata(
     inputs: Annotated[list[Path], typer.Argument(help="metadata shards (.gz/.xz/.tar.xz too) or a folder")],
@@ -220,7 +249,8 @@ def scan(
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-o",
                                                     help="folder for NAME.scan.png (default: next to each input)")] = None,
     work_size: Annotated[Optional[int], typer.Option(
-        help="long side the network works at (default: the size it was trained at)")] = None,
+        help="shrink images whose long side is larger to this before running [default: each image's own "
+             "resolution]")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
 ) -> None:
     """Turn colored images into line-art scans with the trained scan generator.
@@ -250,14 +280,19 @@ def colorize(
                                                     help="folder for NAME.color.png (default: next to each input)")] = None,
     treat_as: Annotated[str, typer.Option(help="auto (detect), scan or color")] = "auto",
     work_size: Annotated[Optional[int], typer.Option(
-        help="long side the network works at (default: the size it was trained at)")] = None,
+        help="shrink pages whose long side is larger to this before running (for very high-dpi scans) "
+             "[default: each page's own resolution]")] = None,
+    ink: Annotated[str, typer.Option(
+        help="multiply: the page's own line art multiplied over the colors, as a colorist composes; "
+             "none: the network's color layer as it is")] = "multiply",
     max_pixels: Annotated[int, typer.Option(help="refuse images with more pixels than this")] = 200_000_000,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
 ) -> None:
     """Colorize line art or manga pages. Colored inputs are first turned into scans.
 
-    Each output has its input's exact size and aspect. Unreadable or too-large files are
-    reported by name and skipped; the exit code is 1 if any file failed.
+    Pages run at their own resolution (tiled when large) and keep their own ink, pixel
+    for pixel. Each output has its input's exact size and aspect. Unreadable or too-large
+    files are reported by name and skipped; the exit code is 1 if any file failed.
     """
     from pipeline.page_files import colorize_files
 
@@ -266,6 +301,8 @@ def colorize(
     if treat_as not in ("auto", "scan", "color"):
         _fail(f"--treat-as {treat_as!r}: allowed values are auto, scan, color")
     _check_work_size(work_size)
+    if ink not in ("multiply", "none"):
+        _fail(f"--ink {ink!r}: allowed values are multiply, none")
     if max_pixels < 1:
         _fail(f"--max-pixels {max_pixels}: must be >= 1")
     if scan_model is not None and not scan_model.is_file():
@@ -273,7 +310,7 @@ def colorize(
               "`dvc pull models/scan_generator.pt`")
     try:
         results = colorize_files(images, model, scan_model or DEFAULT_SCAN_MODEL, out_dir, work_size, device,
-                                 treat_as, max_pixels, scan_model_required=scan_model is not None)
+                                 treat_as, max_pixels, scan_model_required=scan_model is not None, ink=ink)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     _report(results)
@@ -287,7 +324,7 @@ def evaluate(
         help="scan generator to measure too [default: models/scan_generator.pt, if present]")] = None,
     json_out: Annotated[Path, typer.Option("--json", help="JSON file to write")] = Path("evaluation.json"),
     work_size: Annotated[Optional[int], typer.Option(
-        help="long side the networks work at (default: the size they were trained at)")] = None,
+        help="shrink pairs whose long side is larger to this before running [default: their own resolution]")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
 ) -> None:
     """Measure the models on your own (scan, color) pairs: PSNR, SSIM, ΔE2000, colorfulness

@@ -42,6 +42,7 @@ class SyntheticConfig:
     n_shards: int = 16  # metadata shards, named 2020000000000000 ...
     canvas: int = 512  # side of the 512px subset
     duplicate_fraction: float = 0.02  # records repeated in a second shard (older snapshot)
+    cast_size: int = 8  # recurring characters with fixed colors (0: every figure a one-off)
 
     def validate(self, key: str) -> None:
         _check_seed(self.seed, f"{key}.seed")
@@ -52,6 +53,7 @@ class SyntheticConfig:
         _check(64 <= self.canvas <= 4096, f"{key}.canvas", "an integer in [64, 4096]", self.canvas)
         _check(0 <= self.duplicate_fraction <= 0.5, f"{key}.duplicate_fraction", "a number in [0, 0.5]",
                self.duplicate_fraction)
+        _check(0 <= self.cast_size <= 1000, f"{key}.cast_size", "an integer in [0, 1000]", self.cast_size)
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,10 @@ class TrainingLoopConfig:
 
     steps: int = 1000
     batch_size: int = 8
+    # side of the random crop each sample is cut to from its page-scale image (0: the
+    # whole prepared image): the networks learn at a real page's line widths, at the cost
+    # of a small image, and run fully convolutionally on whole pages
+    crop: int = 0
     beta1: float = 0.5
     beta2: float = 0.999
     decay_start: float = 0.5  # fraction of steps before the linear lr decay starts
@@ -231,6 +237,8 @@ class TrainingLoopConfig:
             _check(getattr(self, name) >= 1, f"{key}.{name}", "an integer >= 1", getattr(self, name))
         for name in non_negative:
             _check(getattr(self, name) >= 0, f"{key}.{name}", "a number >= 0", getattr(self, name))
+        _check(self.crop == 0 or 16 <= self.crop <= 4096, f"{key}.crop", "0 (no crop) or an integer in [16, 4096]",
+               self.crop)
         _check(0 <= self.beta1 < 1, f"{key}.beta1", "a number in [0, 1)", self.beta1)
         _check(0 <= self.beta2 < 1, f"{key}.beta2", "a number in [0, 1)", self.beta2)
         _check(0 <= self.decay_start <= 1, f"{key}.decay_start", "a number in [0, 1]", self.decay_start)
@@ -281,15 +289,19 @@ class ColorizerConfig(TrainingLoopConfig):
     disc_width: int = 16
     disc_attention: bool = True
     conditional: bool = True  # D sees (scan, color); false: color only, as in the original
+    disc_spectral_norm: bool = False  # spectral norm on every convolution of D
+    gan_loss: Literal["lsgan", "hinge"] = "lsgan"
     lambda_l1: float = 100.0
+    lambda_fm: float = 0.0  # weight of pix2pixHD feature matching on D's activations (0: off)
     g_lr_mult: float = 1.0  # generator lr = lr * g_lr_mult
     d_lr_mult: float = 1.0  # discriminator lr = lr * d_lr_mult
     # progressive resolution: train at these sizes in equal shares of the steps (the last
-    # must be the prepared image size); empty: the prepared size throughout
+    # must be the training size: crop, or the prepared size); empty: that size throughout
     progressive_sizes: list[int] = field(default_factory=list)
 
     def validate(self, key: str) -> None:
-        self._validate_loop(key, ("width", "groups", "disc_width"), ("lambda_l1", "g_lr_mult", "d_lr_mult"))
+        self._validate_loop(key, ("width", "groups", "disc_width"), ("lambda_l1", "lambda_fm", "g_lr_mult",
+                                                                      "d_lr_mult"))
         _check(UNET_LEVELS[0] <= len(self.mults) <= UNET_LEVELS[1] and all(m >= 1 for m in self.mults),
                f"{key}.mults", f"{UNET_LEVELS[0]} to {UNET_LEVELS[1]} integers >= 1", self.mults)
         _check(0 <= self.n_attention <= 2 * len(self.mults), f"{key}.n_attention",
@@ -317,11 +329,18 @@ class Params:
     def validate(self, key: str = "") -> None:
         _check(0 < self.lr < 1, "lr", "a number in (0, 1)", self.lr)
         _check_seed(self.seed, "seed")
-        # cross-key: the colorizer's last training size is the size its model file records
+        for name in ("cyclegan", "colorizer"):  # cross-key: crops come out of the prepared images
+            crop = getattr(self, name).crop
+            if crop > self.images.size:
+                raise ParamsError(f"{name}.crop = {crop} but images.size = {self.images.size}: a crop must fit "
+                                  "in the prepared image (lower the crop, raise images.size, or 0 for none)")
+        # cross-key: the colorizer's last progressive size is the size it trains at
         sizes = self.colorizer.progressive_sizes
-        if sizes and sizes[-1] != self.images.size:
-            raise ParamsError(f"colorizer.progressive_sizes[-1] = {sizes[-1]} but images.size = {self.images.size}: "
-                              "the last size must be the prepared size")
+        train_size = self.colorizer.crop or self.images.size
+        if sizes and sizes[-1] != train_size:
+            what = f"colorizer.crop = {train_size}" if self.colorizer.crop else f"images.size = {train_size}"
+            raise ParamsError(f"colorizer.progressive_sizes[-1] = {sizes[-1]} but {what}: "
+                              "the last size must be the training size")
 
 
 # --------------------------------------------------------------------------- loading

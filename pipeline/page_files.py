@@ -1,21 +1,19 @@
 """`onepunch scan` / `onepunch colorize` over a batch of a user's own files, any size or mode.
 
 An image is decoded robustly (alpha onto white, CMYK, palette, 16-bit, EXIF rotation,
-a decompression-bomb cap), resized so its long side is the model's working size, run
-through the network (which pads odd sizes internally), and the result is resized back to
-the input's exact size. Failures are reported per file, naming the file; one bad file
-never stops a batch.
+a decompression-bomb cap) and run through the network at its own resolution (fully
+convolutional, tiled with blended overlaps when large; `--work-size` shrinks very large
+scans first), and a colorization is composed with the page's own ink multiplied over the
+predicted colors. Failures are reported per file, naming the file; one bad file never
+stops a batch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 import torch
-from PIL import Image
 
 from pipeline.files import atomic_path, remove_leftovers
 from pipeline.inference import colorize_image, scan_image
@@ -83,23 +81,23 @@ def _key(path: Path) -> Path:
 def scan_files(paths: list[Path], model_path: Path, out_dir: Path | None = None, work_size: int | None = None,
                device: str = "auto", progress: bool = True) -> list[FileResult]:
     """`onepunch scan`: colored images -> line-art scans, each written next to its input
-    (or into out_dir) as NAME.scan.png."""
+    (or into out_dir) as NAME.scan.png. work_size None: at each image's own resolution."""
     from pipeline.models.weak_generator import load_scan_generator
     from pipeline.training.runtime import setup_runtime
 
     _check_out_dir(out_dir)
     rt = setup_runtime(device, autotune=False)
     model = load_scan_generator(model_path, rt.device).to(memory_format=torch.channels_last)
-    size = work_size or model.image_size
-    return _process_files(paths, out_dir, "scan", lambda img: scan_image(model, img, size, rt.device),
+    return _process_files(paths, out_dir, "scan", lambda img: scan_image(model, img, work_size, rt.device),
                           MAX_PIXELS, progress)
 
 
 def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | None, out_dir: Path | None = None,
                    work_size: int | None = None, device: str = "auto", treat_as: str = "auto",
                    max_pixels: int = MAX_PIXELS, progress: bool = True,
-                   scan_model_required: bool = False) -> list[FileResult]:
-    """`onepunch colorize`: scans or colored pages -> NAME.color.png at the input's size.
+                   scan_model_required: bool = False, ink: str = "multiply") -> list[FileResult]:
+    """`onepunch colorize`: scans or colored pages -> NAME.color.png at the input's size,
+    run at its own resolution (work_size None) with its ink multiplied over (`ink`).
 
     `scan_model_required`: the user named the scan generator, so a missing file is an
     error; otherwise (the default path) only colored inputs fail without it.
@@ -114,56 +112,14 @@ def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | 
     scangen = None
     if scan_model_path is not None and (scan_model_required or Path(scan_model_path).is_file()):
         scangen = load_scan_generator(scan_model_path, rt.device)
-    size = work_size or colorizer.image_size
     return _process_files(paths, out_dir, "color",
-                          lambda img: colorize_image(colorizer, scangen, img, size, rt.device, treat_as),
+                          lambda img: colorize_image(colorizer, scangen, img, work_size, rt.device, treat_as, ink),
                           max_pixels, progress)
 
 
 def _check_out_dir(out_dir: Path | None) -> None:
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out-dir {out_dir}: is a file, not a folder")
-
-
-def tiled(convert: Callable[[Image.Image], Image.Image], img: Image.Image, max_aspect: float = 2.0,
-          overlap: float = 0.25) -> Image.Image:
-    """`convert` a long strip in overlapping page-shaped tiles, blended linearly where they
-    overlap; an image within `max_aspect` goes through whole.
-
-    The networks work on a whole image shrunk to their working size: a 690x40000 webtoon
-    strip would shrink to about 1x64 pixels. Tiles of aspect <= 1.5 keep the strip's
-    width, and the 25% overlaps hide the tile borders.
-    """
-    w, h = img.size
-    if max(w, h) <= max_aspect * min(w, h):
-        return convert(img)
-    vertical = h > w
-    length, side = (h, w) if vertical else (w, h)
-    tile = min(length, round(1.5 * side))
-    step = max(1, round(tile * (1 - overlap)))
-    starts = list(range(0, max(1, length - tile) + 1, step))
-    if starts[-1] + tile < length:
-        starts.append(length - tile)
-    acc = weight = None
-    for start in starts:
-        box = (0, start, w, start + tile) if vertical else (start, 0, start + tile, h)
-        out = np.asarray(convert(img.crop(box)), dtype=np.float32)
-        if out.ndim == 2:
-            out = out[..., None]
-        if acc is None:
-            acc = np.zeros((h, w, out.shape[-1]), np.float32)
-            weight = np.zeros((h, w, 1), np.float32)
-        ramp = np.minimum(1.0, np.minimum(np.arange(1, tile + 1), np.arange(tile, 0, -1)) / max(1, tile - step))
-        if start == 0:
-            ramp[: tile // 2] = 1.0  # the strip's own ends are not blended with anything
-        if start + tile >= length:
-            ramp[tile // 2:] = 1.0
-        wgt = ramp[:, None, None] if vertical else ramp[None, :, None]
-        sl = (slice(start, start + tile), slice(None)) if vertical else (slice(None), slice(start, start + tile))
-        acc[sl] += out * wgt
-        weight[sl] += np.broadcast_to(wgt, out.shape[:2] + (1,))
-    result = np.clip(np.rint(acc / weight), 0, 255).astype(np.uint8)
-    return Image.fromarray(result[..., 0] if result.shape[-1] == 1 else result)
 
 
 def _process_files(paths: list[Path], out_dir: Path | None, suffix: str, convert, max_pixels: int,
@@ -185,7 +141,7 @@ def _process_files(paths: list[Path], out_dir: Path | None, suffix: str, convert
             if not path.is_file():
                 raise FileNotFoundError("no such file")
             img = decode_image(path, max_pixels=max_pixels, name=str(path), max_aspect=MAX_PAGE_ASPECT)
-            out = tiled(convert, img)
+            out = convert(img)
             remove_leftovers(res.output.parent, res.output.name)  # a killed earlier run's
             # zlib level 3: a 1024x1448 page encodes in 82 ms instead of 180 ms at Pillow's
             # default 6, for files 2% larger

@@ -23,12 +23,12 @@ TINY = {
     ("source", "synthetic"): {"n_color": 20, "n_scan": 20, "n_distractors": 16, "n_shards": 2},
     ("images",): {"size": 32, "shard_images": 64, "workers": 1},
     ("select",): {"holdout_fraction": 0.2},
-    ("cyclegan",): {"steps": 12, "batch_size": 2, "generator_width": 4, "n_down": 1, "n_res": 1, "disc_width": 4,
-                    "groups": 2, "log_every": 4, "sample_every": 6, "checkpoint_every": 6, "device": "cpu",
-                    "eval_batch": 16},
-    ("colorizer",): {"steps": 12, "batch_size": 2, "width": 4, "mults": [1, 2], "n_attention": 1, "groups": 2,
-                     "disc_width": 4, "log_every": 4, "sample_every": 6, "checkpoint_every": 6, "device": "cpu",
-                     "eval_batch": 16},
+    ("cyclegan",): {"steps": 12, "batch_size": 2, "crop": 24, "generator_width": 4, "n_down": 1, "n_res": 1,
+                    "disc_width": 4, "groups": 2, "log_every": 4, "sample_every": 6, "checkpoint_every": 6,
+                    "device": "cpu", "eval_batch": 16},
+    ("colorizer",): {"steps": 12, "batch_size": 2, "crop": 24, "width": 4, "mults": [1, 2], "n_attention": 1,
+                     "groups": 2, "disc_width": 4, "log_every": 4, "sample_every": 6, "checkpoint_every": 6,
+                     "device": "cpu", "eval_batch": 16},
 }
 
 

@@ -26,6 +26,7 @@ Kinds covered (the README's Reliability section counts them):
 21. a strip beyond 1000:1
 22. two `onepunch colorize` processes into one folder (slow)
 23. `onepunch metadata` on a truncated .gz shard (named, good lines kept, exit 1)
+24. `colorize --ink screen` (unknown composite mode)
 """
 
 import os
@@ -42,6 +43,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.config import ColorizerConfig
+from pipeline.inference import ink_multiply
 from pipeline.models.pixels import greyscale_u8
 from pipeline.models.unet import publish_colorizer
 from pipeline.training.colorizer_step import make_state
@@ -228,6 +230,22 @@ def test_webtoon_strips_are_colorized_and_absurd_ones_refused(models, tmp_path):
     grey = np.asarray(out.convert("L"), np.float32)
     scan = np.asarray(Image.open(strip).convert("L"), np.float32)
     assert np.corrcoef(grey.mean(1), scan.mean(1))[0, 1] > 0.8
+
+
+def test_unknown_ink_mode_is_refused_and_the_default_keeps_the_pages_ink(models, tmp_path):
+    src = page(tmp_path / "p.png", size=(120, 90))
+    res = colorize(models, src, "--ink", "screen")
+    assert res.exit_code == 2 and "--ink 'screen': allowed values are multiply, none" in res.output
+    assert not (tmp_path / "p.color.png").exists()
+    assert colorize(models, src).exit_code == 0
+    out = np.asarray(Image.open(tmp_path / "p.color.png"), np.int16)
+    ink = np.asarray(Image.open(src).convert("L"), np.int16)
+    assert out.shape == (90, 120, 3) and (out <= ink[..., None]).all()  # full size, the ink multiplied over
+    assert colorize(models, src, "-o", tmp_path / "raw", "--ink", "none").exit_code == 0
+    raw = np.asarray(Image.open(tmp_path / "raw" / "p.color.png"), np.uint8)
+    # the default output is exactly the bare color layer with the page's ink multiplied over
+    assert np.array_equal(ink_multiply(raw, ink.astype(np.uint8)), out.astype(np.uint8))
+    assert not np.array_equal(raw, out)
 
 
 @pytest.mark.slow

@@ -58,6 +58,13 @@ BAD: list[tuple[str, bytes, type[Exception], tuple[str, ...]]] = [
      ("colorizer.progressive_sizes[-1] = 128", "images.size = 64")),
     ("progressive-vs-small-size", b"images:\n  size: 32\ncolorizer:\n  progressive_sizes: [16, 64]\n", ParamsError,
      ("colorizer.progressive_sizes[-1] = 64", "images.size = 32")),
+    ("progressive-vs-crop", b"colorizer:\n  crop: 32\n  progressive_sizes: [16, 64]\n", ParamsError,
+     ("colorizer.progressive_sizes[-1] = 64", "colorizer.crop = 32")),
+    # --- page-scale crops must fit in the prepared images
+    ("crop-larger-than-images", b"images:\n  size: 64\ncyclegan:\n  crop: 128\n", ParamsError,
+     ("cyclegan.crop = 128", "images.size = 64")),
+    ("crop-too-small", b"colorizer:\n  crop: 8\n", ParamsError, ("colorizer.crop", "[16, 4096]")),
+    ("gan-loss-unknown", b"colorizer:\n  gan_loss: wasserstein\n", ParamsError, ("colorizer.gan_loss", "hinge")),
     # --- no file
     ("missing-file", b"", FileNotFoundError, (FILE, "not found")),
 ]
@@ -72,6 +79,7 @@ GOOD: list[tuple[str, bytes, dict]] = [
     ("seed-max", f"seed: {SEED[1]}\n".encode(), {"seed": SEED[1]}),
     ("progressive-ends-at-size", b"images:\n  size: 32\ncolorizer:\n  progressive_sizes: [16, 32]\n", {}),
     ("progressive-empty", b"colorizer:\n  progressive_sizes: []\n", {}),
+    ("progressive-ends-at-crop", b"images:\n  size: 64\ncolorizer:\n  crop: 32\n  progressive_sizes: [16, 32]\n", {}),
 ]
 
 

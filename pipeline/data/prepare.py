@@ -4,6 +4,8 @@ Output folder layout (one DVC out, few files):
   {domain}-{split}-{k:05d}.npy     uint8 (N, S, S, C): scan C=1, color C=3
   color-holdout-gt-{k:05d}.npy     uint8 (N, S, S, 1): true scans row-aligned with the
                                    color holdout shard (synthetic source only)
+  color-holdout-oracle-{k:05d}.npy uint8 (N, S, S, 3): the benchmark's ceiling and floor
+  color-holdout-oracle_grey-...    (the synthetic source's oracle*/{id}.png, when present)
   index.parquet                    id, domain, split, shard, row
   failures.csv                     id, domain, split, reason, detail: every skipped post
 
@@ -186,6 +188,7 @@ def process_unit(ctx: Context, unit: Unit) -> dict:
     size, channels = cfg.size, CHANNELS[unit.domain]
     paths, failed = locate_images(ctx, unit)
     arrays, gts, kept = [], [], []
+    oracles: dict[str, list[np.ndarray]] = {layer: [] for layer in ORACLE_LAYERS}
     failures = [(pid, r, d) for pid, (r, d) in failed.items()]
     for pid, _ext, _url in unit.posts:
         if pid in failed:
@@ -210,6 +213,11 @@ def process_unit(ctx: Context, unit: Unit) -> dict:
                     continue
                 gt = prepare_image(gt_path, size=size, fit=cfg.fit, channels=1,
                                    max_pixels=cfg.max_pixels, name=f"groundtruth {pid}")
+                for layer in ORACLE_LAYERS:  # optional: only a whole shard's worth is kept
+                    layer_path = gt_path.parent.parent / layer / f"{pid}.png"
+                    if layer_path.is_file():
+                        oracles[layer].append(prepare_image(layer_path, size=size, fit=cfg.fit, channels=3,
+                                                            max_pixels=cfg.max_pixels, name=f"{layer} {pid}"))
         except DecodeError as exc:
             failures.append((pid, exc.reason, str(exc)))
             continue
@@ -228,15 +236,21 @@ def process_unit(ctx: Context, unit: Unit) -> dict:
     if unit.with_groundtruth:
         gt_empty = np.zeros((0, size, size, 1), dtype=np.uint8)
         _save_npy(work / f"{gt_name(unit.name)}.npy", np.stack(gts) if gts else gt_empty)
+    complete = [layer for layer in ORACLE_LAYERS if kept and len(oracles[layer]) == len(kept)]
+    for layer in complete:
+        _save_npy(work / f"{gt_name(unit.name, layer)}.npy", np.stack(oracles[layer]))
     summary = {"name": unit.name, "domain": unit.domain, "split": unit.split, "ids": kept,
-               "failures": sorted(failures), "groundtruth": unit.with_groundtruth}
+               "failures": sorted(failures), "groundtruth": unit.with_groundtruth, "oracles": complete}
     _write_atomic(done_marker, json.dumps(summary).encode())  # written last: marks completion
     return summary
 
 
-def gt_name(unit_name: str) -> str:
+ORACLE_LAYERS = ("oracle", "oracle_grey")
+
+
+def gt_name(unit_name: str, layer: str = "gt") -> str:
     domain, split, k = unit_name.rsplit("-", 2)
-    return f"{domain}-{split}-gt-{k}"
+    return f"{domain}-{split}-{layer}-{k}"
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -318,7 +332,8 @@ def _fill(tmp_out: Path, summaries: dict[str, dict], units: list[Unit], work: Pa
         shard = f"{u.name}.npy"
         os.replace(work / shard, tmp_out / shard)
         if u.with_groundtruth:
-            os.replace(work / f"{gt_name(u.name)}.npy", tmp_out / f"{gt_name(u.name)}.npy")
+            for layer in ("gt", *s.get("oracles", [])):
+                os.replace(work / f"{gt_name(u.name, layer)}.npy", tmp_out / f"{gt_name(u.name, layer)}.npy")
         for row, pid in enumerate(s["ids"]):
             index_rows["id"].append(pid)
             index_rows["domain"].append(u.domain)

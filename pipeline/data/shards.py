@@ -67,6 +67,19 @@ def load_split_for_training(prepared: Path, domain: str, split: str):
     return load_split(prepared, domain, split, mmap=total > IN_RAM_LIMIT)
 
 
+def holdout_oracles(prepared: Path) -> dict[str, np.ndarray]:
+    """The synthetic holdout's ceiling and floor images ({"oracle": ..., "oracle_grey": ...}),
+    row-aligned with the color holdout; only layers present for every holdout shard."""
+    prepared = Path(prepared)
+    n_shards = len(list(prepared.glob("color-holdout-[0-9]*.npy")))
+    out = {}
+    for layer in ("oracle", "oracle_grey"):
+        files = sorted(prepared.glob(f"color-holdout-{layer}-*.npy"))
+        if files and len(files) == n_shards:
+            out[layer] = np.concatenate([np.load(p) for p in files])
+    return out
+
+
 def holdout_with_truth(prepared: Path) -> tuple[np.ndarray, np.ndarray | None]:
     color = load_split(prepared, "color", "holdout", mmap=False)
     gt_files = sorted(prepared.glob("color-holdout-gt-*.npy"))

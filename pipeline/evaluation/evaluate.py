@@ -12,6 +12,11 @@ the color image is the cycle error, with colorfulness and line fidelity beside i
 
 The thesis test: the method is worth its complexity only if the generated-scan colorizer
 beats the greyscale-trained one on true scans.
+
+Colorizations are measured as `onepunch colorize` hands them out: the input scan multiplied
+over the network's colors (and, as `color_layer`, the network's colors alone). Beside them, what the benchmark allows (synthetic source only):
+the oracle, each region flat in its material's mean color at its ink level with the true
+scan multiplied over, and the same oracle with no color (`grey_fill`).
 """
 
 from __future__ import annotations
@@ -26,9 +31,9 @@ from pipeline.evaluation.measures import color_metrics, colorfulness
 def evaluate(prepared: Path, scan_model: Path, colorizers: dict[str, Path], device: str = "auto",
              batch: int = 64) -> tuple[dict, dict[str, np.ndarray]]:
     """Metrics for every colorizer, plus the arrays the evaluation grid shows."""
-    from pipeline.data.shards import holdout_with_truth
+    from pipeline.data.shards import holdout_oracles, holdout_with_truth
     from pipeline.evaluation.measures import scan_quality
-    from pipeline.inference import colorize_arrays, generate_scans
+    from pipeline.inference import colorize_arrays, generate_scans, ink_multiply
     from pipeline.models.unet import load_colorizer
     from pipeline.models.weak_generator import load_scan_generator
     from pipeline.training.runtime import setup_runtime
@@ -43,14 +48,18 @@ def evaluate(prepared: Path, scan_model: Path, colorizers: dict[str, Path], devi
     if truth is not None:
         metrics["scan"] = {k: v for k, v in scan_quality(approx, color, truth).items() if k != "images"}
         shown["true_scan"] = truth
+        for layer, images in holdout_oracles(prepared).items():
+            metrics["oracle" if layer == "oracle" else "grey_fill"] = color_metrics(images, color, truth)
     for name, path in colorizers.items():
         model = load_colorizer(path, rt.device)
         on_approx = colorize_arrays(model, approx, rt, batch)
         # real data has no true scans: the loop color -> scan -> color (cycle error) is what can be measured
         metrics[name] = {"generated_scan": color_metrics(on_approx, color, approx)}
         if truth is not None:
-            on_true = colorize_arrays(model, truth, rt, batch)
+            layer = colorize_arrays(model, truth, rt, batch, ink="none")
+            on_true = ink_multiply(layer, truth)
             metrics[name]["true_scan"] = color_metrics(on_true, color, truth)
+            metrics[name]["color_layer"] = color_metrics(layer, color, truth)  # before the ink goes over
             shown[f"colorized_{name}"] = on_true
         else:
             shown[f"colorized_{name}"] = on_approx

@@ -42,9 +42,6 @@ def compare(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]
 LINE_DARK = 0.35  # a scan pixel below this (0..1) is line art
 
 
-OUTPUT_DARK = 0.5  # ... and counts as kept when the output's luma is below this
-
-
 def colorfulness(rgb_u8: np.ndarray) -> np.ndarray:
     """Hasler–Süsstrunk colorfulness per image of uint8 (N, H, W, 3)."""
     x = rgb_u8.astype(np.float64)
@@ -63,10 +60,12 @@ def delta_e(pred_u8: np.ndarray, target_u8: np.ndarray) -> np.ndarray:
 
 
 def line_fidelity(scan_u8: np.ndarray, out_u8: np.ndarray) -> np.ndarray:
-    """Share of the scan's line pixels that stay dark in the colorization, per image."""
-    lines = scan_u8[..., 0].astype(np.float32) / 255 < LINE_DARK
-    out_luma = (out_u8.astype(np.float32) @ np.array(LUMA, np.float32)) / 255
-    kept = (out_luma < OUTPUT_DARK) & lines
+    """Share of the scan's line pixels that are at least as dark (luma) in the colorization
+    as in the scan, per image: 1.0 when the page's own ink comes through."""
+    scan = scan_u8[..., 0].astype(np.float32)
+    lines = scan / 255 < LINE_DARK
+    out_luma = out_u8.astype(np.float32) @ np.array(LUMA, np.float32)
+    kept = (out_luma <= scan + 0.5) & lines  # half a grey level: the rounding of the luma weights
     n = lines.reshape(len(lines), -1).sum(1)
     return np.where(n > 0, kept.reshape(len(kept), -1).sum(1) / np.maximum(n, 1), 1.0)
 

@@ -3,7 +3,8 @@ table that fits a 100-column terminal (`dvc metrics show` keeps the full record)
 
 Reads the `evaluate` stage's metrics (`metrics/evaluate.json`): scan extraction against the
 true scans, next to greyscale(color); both colorizers on true scans and on generated scans;
-the thesis verdict. Without true scans (real data) the scan rows and the true-scan rows are
+the benchmark's ceiling and floor (the oracle that paints each region its material's mean
+color, and the same without color); the thesis verdict. Without true scans (real data) the scan rows and the true-scan rows are
 absent and the table says so.
 """
 
@@ -50,6 +51,10 @@ def summary_table(ev: dict) -> str:
             if row:
                 out.append(f"{label:<24}{inp_label:<16}"
                            + "".join(f"{row[k]:>12{fmt}}" for k, _, fmt in _COLOR_COLUMNS))
+    for key, label in (("oracle", "oracle: material means (ceiling)"), ("grey_fill", "the same, no color (floor)")):
+        row = ev.get(key)
+        if row:
+            out.append(f"{label:<40}" + "".join(f"{row[k]:>12{fmt}}" for k, _, fmt in _COLOR_COLUMNS))
     if truth is not None:
         out.append(f"{'ground truth':<40}" + " " * 36 + f"{truth:>12.1f}")
     thesis = ev.get("thesis")

@@ -73,7 +73,6 @@ def evaluate_pairs(folder: Path, colorizer_path: Path, scan_model_path: Path | N
     rt = setup_runtime(device, autotune=False)
     colorizer = load_colorizer(colorizer_path, rt.device).to(memory_format=torch.channels_last)
     scangen = load_scan_generator(scan_model_path, rt.device) if scan_model_path is not None else None
-    size = work_size or colorizer.image_size
     rows: dict[str, list[float]] = {}
     skipped = list(found.unmatched)
     for name, scan_path, color_path in tqdm(found.pairs, desc="pairs", unit="pair", disable=not progress):
@@ -87,11 +86,11 @@ def evaluate_pairs(folder: Path, colorizer_path: Path, scan_model_path: Path | N
             color_img = color_img.resize(scan_img.size, Image.Resampling.LANCZOS)
         scan = np.array(scan_img, np.uint8)[None, ..., None]
         color = np.array(color_img, np.uint8)[None]
-        pred = np.array(colorize_image(colorizer, None, scan_img.convert("RGB"), size, rt.device, "scan"))[None]
+        pred = np.array(colorize_image(colorizer, None, scan_img.convert("RGB"), work_size, rt.device, "scan"))[None]
         values = {f"colorized_{k}": v for k, v in color_metrics(pred, color, scan).items()}
         values["truth_colorfulness"] = float(colorfulness(color)[0])
         if scangen is not None:
-            approx = np.array(scan_image(scangen, color_img, scangen.image_size, rt.device))[None, ..., None]
+            approx = np.array(scan_image(scangen, color_img, work_size, rt.device))[None, ..., None]
             values.update({k: v for k, v in scan_quality(approx, color, scan).items() if k != "images"})
         for k, v in values.items():
             rows.setdefault(k, []).append(float(v))

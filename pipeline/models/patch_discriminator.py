@@ -31,6 +31,7 @@ class DiscriminatorConfig:
     n_layers: int = 3  # stride-2 blocks; 3 gives the 70×70 receptive field
     attention: bool = True  # SimpleSelfAttention after each stride-2 block
     groups: int = 8  # GroupNorm groups (adapted to narrow layers); 0: no normalisation
+    spectral_norm: bool = False  # every convolution spectrally normalised (Miyato et al. 2018)
 
     def __post_init__(self) -> None:
         cls = type(self)
@@ -76,6 +77,11 @@ class PatchDiscriminator(nn.Module):
                                   act_layer=lrelu))  # C512: stride 1
         self.features = nn.Sequential(*blocks)
         self.head = nn.Conv2d(dims[-1], 1, 4, stride=1, padding=1)  # one score per patch
+        if cfg.spectral_norm:  # a 1-Lipschitz D cannot win outright by growing its weights
+            for module in list(self.modules()):
+                for name, child in list(module.named_children()):
+                    if isinstance(child, nn.Conv2d):
+                        setattr(module, name, nn.utils.parametrizations.spectral_norm(child))
 
     def to_config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config)
@@ -83,6 +89,15 @@ class PatchDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (B, C_in, H, W) -> (B, 1, h, w); for n_layers = 3, h = H/8 - 2
         return self.head(self.features(x))
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The score map and every block's activations (for a feature-matching loss)."""
+        feats = []
+        for block in self.features:
+            x = block(x)
+            if not isinstance(block, (SimpleSelfAttention, nn.Identity)):
+                feats.append(x)
+        return self.head(x), feats
 
 
 def build_discriminator(config: Mapping[str, Any]) -> PatchDiscriminator:

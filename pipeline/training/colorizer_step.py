@@ -1,5 +1,7 @@
 """The pix2pix-style cGAN training step of the `train_colorizer` stage (Isola et al. 2017):
-LSGAN + λ·L1, the discriminator conditional on the scan by default; and the state it runs on.
+an LSGAN or hinge adversarial loss + λ·L1 (+ pix2pixHD feature matching), the
+discriminator conditional on the scan by default and optionally spectrally normalised;
+and the state it runs on.
 The `greyscale` variant (the thesis test's baseline) trains on greyscale(color) scans.
 """
 
@@ -15,7 +17,7 @@ from torch import nn
 from pipeline.config import ColorizerConfig
 from pipeline.models.pixels import to_model_input
 from pipeline.training.augment import RandomAffine
-from pipeline.training.losses import lsgan_loss
+from pipeline.training.losses import d_loss, feature_matching_loss, g_adv_loss
 from pipeline.training.optim import adam, linear_decay
 from pipeline.training.runtime import Runtime, allreduce_gradients, broadcast_parameters, place_module
 from pipeline.training.samplers import PairSampler
@@ -31,7 +33,8 @@ def build_colorizer(cfg: ColorizerConfig) -> tuple[nn.Module, nn.Module]:
     g = AttentionUNet(UNetConfig(in_channels=1, out_channels=3, width=cfg.width, mults=tuple(cfg.mults),
                                  n_attention=cfg.n_attention, groups=cfg.groups, input_skip=cfg.input_skip))
     d = PatchDiscriminator(DiscriminatorConfig(in_channels=4 if cfg.conditional else 3, width=cfg.disc_width,
-                                               attention=cfg.disc_attention, groups=cfg.groups))
+                                               attention=cfg.disc_attention, groups=cfg.groups,
+                                               spectral_norm=cfg.disc_spectral_norm))
     return g, d
 
 
@@ -49,7 +52,7 @@ def make_state(cfg: ColorizerConfig, lr: float, rt: Runtime, scans: np.ndarray, 
         optimizers={"G": opt_g, "D": opt_d},
         schedulers={"G": torch.optim.lr_scheduler.LambdaLR(opt_g, decay),
                     "D": torch.optim.lr_scheduler.LambdaLR(opt_d, decay)},
-        stateful={"pairs": PairSampler(scans, colors, cfg.batch_size, seed + 1, rt.rank, rt.world_size),
+        stateful={"pairs": PairSampler(scans, colors, cfg.batch_size, seed + 1, rt.rank, rt.world_size, cfg.crop),
                   "augment": RandomAffine(cfg.flip, cfg.rotate_deg, cfg.shift, seed + 2 + 1000 * rt.rank)},
     )
 
@@ -84,7 +87,7 @@ def colorizer_step(state: TrainState, cfg: ColorizerConfig, rt: Runtime) -> dict
     with rt.autocast():
         b = scan.shape[0]
         pred = d(torch.cat([d_input(color), d_input(fake.detach())]))
-        loss_d = 0.5 * (lsgan_loss(pred[:b], True) + lsgan_loss(pred[b:], False))
+        loss_d = d_loss(cfg.gan_loss, pred[:b], pred[b:])
     loss_d.backward()
     allreduce_gradients(list(d.parameters()), rt)
     opt_d.step()
@@ -93,15 +96,29 @@ def colorizer_step(state: TrainState, cfg: ColorizerConfig, rt: Runtime) -> dict
     d.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
     with rt.autocast():
-        loss_adv = lsgan_loss(d(d_input(fake)), True)
+        losses = {}
+        if cfg.lambda_fm > 0:  # D's features on the real pair are the target (no gradient)
+            with torch.no_grad():
+                _, real_feats = _d_core(d).forward_with_features(d_input(color))
+            pred_fake, fake_feats = _d_core(d).forward_with_features(d_input(fake))
+            losses["loss/FM"] = feature_matching_loss(fake_feats, real_feats)
+        else:
+            pred_fake = d(d_input(fake))
+        loss_adv = g_adv_loss(cfg.gan_loss, pred_fake)
         loss_l1 = F.l1_loss(fake.float(), color.float())
-        loss_g = loss_adv + cfg.lambda_l1 * loss_l1
+        loss_g = loss_adv + cfg.lambda_l1 * loss_l1 + cfg.lambda_fm * losses.get("loss/FM", 0.0)
     loss_g.backward()
     allreduce_gradients(list(g.parameters()), rt)
     opt_g.step()
     d.requires_grad_(True)
     return {"loss/G_adv": loss_adv.item(), "loss/L1": loss_l1.item(), "loss/D": loss_d.item(),
-            "size": float(size)}
+            **{k: v.item() for k, v in losses.items()}, "size": float(size)}
+
+
+def _d_core(d: nn.Module) -> nn.Module:
+    """The PatchDiscriminator inside a DDP wrapper or torch.compile (its own methods)."""
+    d = getattr(d, "module", d)
+    return getattr(d, "_orig_mod", d)
 
 
 def describe(cfg: ColorizerConfig, lr: float, variant: str) -> dict:

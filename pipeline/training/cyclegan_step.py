@@ -59,8 +59,8 @@ def make_state(cfg: CycleGANConfig, lr: float, rt: Runtime, color: np.ndarray, s
         schedulers={"G": torch.optim.lr_scheduler.LambdaLR(opt_g, decay),
                     "D": torch.optim.lr_scheduler.LambdaLR(opt_d, decay)},
         stateful={
-            "color": BatchSampler(color, cfg.batch_size, seed + 1, rt.rank, rt.world_size),
-            "scan": BatchSampler(scan, cfg.batch_size, seed + 2, rt.rank, rt.world_size),
+            "color": BatchSampler(color, cfg.batch_size, seed + 1, rt.rank, rt.world_size, cfg.crop),
+            "scan": BatchSampler(scan, cfg.batch_size, seed + 2, rt.rank, rt.world_size, cfg.crop),
             "pool_scan": ImagePool(cfg.pool_size, seed + 3),
             "pool_color": ImagePool(cfg.pool_size, seed + 4),
             # per-rank augmentation stream: each rank transforms its own slice

@@ -1,7 +1,9 @@
 """Random training batches from the packed uint8 shards, drawn from checkpointed generators.
 
 Under DDP every rank draws the same global batch and keeps its slice, so N ranks train
-exactly like one process on the global batch.
+exactly like one process on the global batch. With `crop`, each sample is a random
+crop x crop window of its page-scale image: the cost of a small image at the line widths of
+a real page.
 """
 
 from __future__ import annotations
@@ -20,28 +22,55 @@ class BatchSampler:
     and keeps its own slice.
     """
 
-    def __init__(self, array: np.ndarray, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(self, array: np.ndarray, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 crop: int = 0):
         if len(array) == 0:
             raise ValueError("cannot sample batches from an empty dataset")
+        if crop and crop > min(array.shape[1:3]):
+            raise ValueError(f"crop {crop} is larger than the {array.shape[1]}x{array.shape[2]} images")
         self.array = array
+        self.crop = crop
         self.batch_size = batch_size
         self.rank = rank
         self.world_size = world_size
         self.generator = torch.Generator().manual_seed(seed)
 
-    def next_indices(self) -> np.ndarray:
+    def draw(self) -> tuple[np.ndarray, np.ndarray]:
+        """This rank's (indices, crop corners) of the next global batch, sorted by index
+        (sequential reads from a memory map). Corners are drawn for the global batch in its
+        own order, so each (image, window) pair is the same whatever the rank count."""
         n = len(self.array)
         global_batch = self.batch_size * self.world_size
         if global_batch <= n:
             idx = torch.randperm(n, generator=self.generator)[:global_batch]
         else:
             idx = torch.randint(0, n, (global_batch,), generator=self.generator)
-        mine = idx[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
-        return np.sort(mine.numpy())  # sorted: sequential reads from a memory map
+        if self.crop:
+            h, w = self.array.shape[1:3]
+            ys = torch.randint(0, h - self.crop + 1, (global_batch,), generator=self.generator)
+            xs = torch.randint(0, w - self.crop + 1, (global_batch,), generator=self.generator)
+            corners = torch.stack([ys, xs], 1)
+        else:
+            corners = torch.zeros((global_batch, 2), dtype=torch.int64)
+        mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
+        idx, corners = idx[mine].numpy(), corners[mine].numpy()
+        order = np.argsort(idx, kind="stable")
+        return idx[order], corners[order]
+
+    def next_indices(self) -> np.ndarray:
+        return self.draw()[0]
+
+    def cut(self, batch: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """The crop windows of a (B, H, W, C) batch at `offsets` (the batch itself without crop)."""
+        if not self.crop:
+            return np.ascontiguousarray(batch)
+        c = self.crop
+        return np.stack([batch[i, y:y + c, x:x + c] for i, (y, x) in enumerate(offsets)])
 
     def next(self) -> torch.Tensor:
-        """uint8 (B, H, W, C) on the CPU."""
-        return torch.from_numpy(np.ascontiguousarray(self.array[self.next_indices()]))
+        """uint8 (B, H, W, C) on the CPU (H = W = crop when cropping)."""
+        idx, corners = self.draw()
+        return torch.from_numpy(self.cut(self.array[idx], corners))
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}
@@ -56,15 +85,17 @@ class PairSampler:
     `scans=None` means greyscale(color), computed per batch (no second copy of the data).
     """
 
-    def __init__(self, scans, colors, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(self, scans, colors, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 crop: int = 0):
         assert scans is None or len(scans) == len(colors), "pair arrays differ in length"
         self.scans, self.colors = scans, colors
-        self.sampler = BatchSampler(colors, batch_size, seed, rank, world_size)
+        self.sampler = BatchSampler(colors, batch_size, seed, rank, world_size, crop)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = self.sampler.next_indices()
-        colors = np.ascontiguousarray(self.colors[idx])
-        scans = greyscale_u8(colors) if self.scans is None else np.ascontiguousarray(self.scans[idx])
+        """uint8 (B, H, W, 1) scans and (B, H, W, 3) colors, one crop window per pair."""
+        idx, offsets = self.sampler.draw()
+        colors = self.sampler.cut(self.colors[idx], offsets)
+        scans = greyscale_u8(colors) if self.scans is None else self.sampler.cut(self.scans[idx], offsets)
         return torch.from_numpy(scans), torch.from_numpy(colors)
 
     def state_dict(self) -> dict:

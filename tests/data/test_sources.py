@@ -41,8 +41,9 @@ def data_stages(source: SourceConfig, source_dir: Path, work: Path, images: Imag
 
 
 def shard_bytes(folder: Path) -> dict:
+    """The training shards, without the synthetic source's ground truth (true scans, oracles)."""
     return {p.name: p.read_bytes() for p in sorted(folder.glob("*.npy"))
-            if "-gt-" not in p.name}
+            if not any(f"-{layer}-" in p.name for layer in ("gt", "oracle", "oracle_grey"))}
 
 
 @pytest.fixture(scope="module")

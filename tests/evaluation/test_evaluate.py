@@ -37,9 +37,12 @@ def test_metric_functions():
     scan = np.full((1, 8, 8, 1), 255, np.uint8)
     scan[0, 3] = 0  # one line row
     kept = np.full((1, 8, 8, 3), 200, np.uint8)
-    kept[0, 3] = 20
+    kept[0, 3] = 0  # the line as dark as the scan's ink
+    lighter = kept.copy()
+    lighter[0, 3, :4] = 20  # half the line a little lighter than the ink
     lost = np.full((1, 8, 8, 3), 200, np.uint8)
     assert line_fidelity(scan, kept)[0] == 1.0 and line_fidelity(scan, lost)[0] == 0.0
+    assert line_fidelity(scan, lighter)[0] == 0.5
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,8 @@ def evaluation(with_truth: bool) -> dict:
         ev["scangen"]["true_scan"] = dict(ROW)
         ev["greyscale"]["true_scan"] = dict(ROW, psnr=10.9427, delta_e=21.027)
         ev["thesis"] = {"psnr_gain_db": 2.8007, "delta_e_gain": 1.9448, "generated_scans_win": True}
+        ev["oracle"] = dict(ROW, delta_e=10.8367)
+        ev["grey_fill"] = dict(ROW, delta_e=11.8061, colorfulness=0.0)
     return ev
 
 
@@ -30,6 +32,7 @@ def test_table_holds_the_results_and_baselines_in_100_columns():
     assert max(len(line) for line in text.splitlines()) <= 100
     assert "16.06" in text and "11.47" in text  # scan generator vs. greyscale PSNR
     assert "13.74" in text and "10.94" in text and "59.7" in text
+    assert "oracle: material means (ceiling)" in text and "10.84" in text and "11.81" in text
     assert "colorizer wins on true scans (PSNR +2.80 dB, ΔE lower by 1.94)" in text
 
 

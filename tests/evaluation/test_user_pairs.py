@@ -85,7 +85,7 @@ def test_evaluate_pairs_table_and_json(exported, tmp_path):
     color = np.array(Image.open(only / "color" / f"{ids[0]}.jpg").convert("RGB"))[None]
     import torch
 
-    pred = np.array(colorize_image(load_colorizer(models / "color.pt"), None, scan.convert("RGB"), 32,
+    pred = np.array(colorize_image(load_colorizer(models / "color.pt"), None, scan.convert("RGB"), None,
                                      torch.device("cpu"), "scan"))[None]
     expected = color_metrics(pred, color, np.asarray(scan)[None, ..., None])
     got = json.loads((tmp_path / "one.json").read_text())["metrics"]

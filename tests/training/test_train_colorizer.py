@@ -41,3 +41,68 @@ def test_progressive_sizes():
     cfg = replace(TINY, steps=90, progressive_sizes=[16, 32, 64])
     assert [current_size(cfg, s, 64) for s in (0, 29, 30, 60, 89)] == [16, 16, 32, 64, 64]
     assert current_size(TINY, 5, 64) == 64
+
+
+def test_pair_sampler_crops_both_members_of_a_pair_at_one_window():
+    rng = np.random.default_rng(0)
+    colors = rng.integers(0, 256, (6, 40, 48, 3), dtype=np.uint8)
+    scans = colors[..., :1].copy()
+    sampler = PairSampler(scans, colors, 4, seed=1, crop=16)
+    s, c = sampler.next()
+    assert s.shape == (4, 16, 16, 1) and c.shape == (4, 16, 16, 3)
+    assert torch.equal(s[..., 0], c[..., 0])  # the same window of each pair
+    windows = {(bytes(c[i].numpy()),) for i in range(4)}
+    assert len(windows) == 4
+    # every crop is a window of some training image
+    for crop in c.numpy():
+        assert any((colors[k, y:y + 16, x:x + 16] == crop).all()
+                   for k in range(6) for y in range(25) for x in range(33))
+    state = sampler.state_dict()  # exact resume: the same next batch, windows included
+    a = sampler.next()
+    sampler.load_state_dict(state)
+    b = sampler.next()
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    with pytest.raises(ValueError, match="crop 64 is larger than the 40x48 images"):
+        PairSampler(scans, colors, 4, seed=1, crop=64)
+
+
+def test_crops_under_ddp_split_one_global_batch():
+    from pipeline.training.samplers import BatchSampler
+
+    arr = np.random.default_rng(0).integers(0, 256, (10, 32, 32, 1), dtype=np.uint8)
+    whole = BatchSampler(arr, 4, 3, crop=16).next()
+    r0, r1 = (BatchSampler(arr, 2, 3, rank=r, world_size=2, crop=16).next() for r in (0, 1))
+    assert sorted(map(bytes, torch.cat([r0, r1]).numpy())) == sorted(map(bytes, whole.numpy()))
+
+
+@pytest.mark.parametrize("variant", [
+    {"gan_loss": "hinge"},
+    {"disc_spectral_norm": True},
+    {"lambda_fm": 10.0},
+    {"gan_loss": "hinge", "disc_spectral_norm": True, "lambda_fm": 10.0, "crop": 32},
+])
+def test_gan_balance_options_train(variant):
+    colors = smooth(4, 3, size=48)
+    cfg = replace(TINY, **variant)
+    state = make_state(cfg, 2e-3, CPU, greyscale_u8(colors), colors, seed=0)
+    logs = [colorizer_step(state, cfg, CPU) for _ in range(3)]
+    assert all(np.isfinite(v) for log in logs for v in log.values())
+    assert ("loss/FM" in logs[0]) == (cfg.lambda_fm > 0)
+    assert logs[-1]["size"] == (cfg.crop or 48)
+    if cfg.disc_spectral_norm:  # every D convolution has spectral norm about 1
+        d = state.models["D"]
+        for m in d.modules():
+            if isinstance(m, torch.nn.Conv2d) and hasattr(m, "parametrizations"):
+                w = m.weight.detach().flatten(1)
+                assert torch.linalg.matrix_norm(w, ord=2) == pytest.approx(1.0, abs=0.15)
+
+
+def test_hinge_and_lsgan_losses():
+    from pipeline.training.losses import d_loss, g_adv_loss
+
+    real, fake = torch.full((2, 1, 3, 3), 2.0), torch.full((2, 1, 3, 3), -2.0)
+    assert d_loss("hinge", real, fake).item() == 0.0  # both beyond the margin
+    assert d_loss("hinge", fake, real).item() == pytest.approx(3.0)
+    assert g_adv_loss("hinge", fake).item() == pytest.approx(2.0)
+    assert d_loss("lsgan", torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)).item() == 0.0
+    assert g_adv_loss("lsgan", torch.zeros(1, 1, 2, 2)).item() == 1.0

@@ -12,12 +12,19 @@ layout, so every stage runs offline and quality can be *measured*:
                                          record's aspect ratio, padded with white
     root/groundtruth/{id}.png            the true scan ('L') of every color-domain post, at
                                          the same geometry as its jpg (evaluation only)
+    root/oracle/{id}.png                 the benchmark's ceiling for it: each region flat in
+                                         its material's mean color at its ink level, the
+                                         scan multiplied over (`render_oracle`)
+    root/oracle_grey/{id}.png            the same with no color: the floor
 
 Drawings come from one vector scene generator (`make_scene`: characters and props made of
 blobs, ellipses and smoothed polygons with interior detail strokes) rendered two ways:
-`render_scan` (black lines on white, screentone dots and hatching) and `render_color` (flat
-palette fills, cel shading away from a light direction, highlights, colored/gradient
-backgrounds, tinted lines, screentone replaced by color). The scan and color domains are
+`render_scan` (black lines on white; each region inked by its color's lightness, as manga
+does: dark colors solid black or dense tone, mid-tones light tone, light colors white) and
+`render_color` (flat fills, cel shading away from a light direction, highlights, pastel or
+sky backgrounds, tinted lines). Colors follow the priors of `palettes`: Danbooru-like hair
+and eye color frequencies, narrow skin tones, props and floors by kind, and a cast of
+recurring characters (`cast_size`) who keep their colors from picture to picture. The scan and color domains are
 different scenes (unpaired), as in the real data. Distractor posts exercise the filters:
 comics, 4koma, photos, partially_monochrome / spot_color, ratings q/e, deleted and banned
 posts, non-image file_ext, tiny and extreme-aspect images, and corrupt jpgs.

@@ -34,7 +34,7 @@ def generate_dataset(cfg: SyntheticConfig, root: str | Path, workers: int = 0,
     start = time.perf_counter()
     with replace_folder(root) as partial:
         plans = plan_posts(cfg)
-        drawn = render_all(plans, cfg.seed, cfg.canvas, partial, workers, progress)
+        drawn = render_all(plans, cfg.seed, cfg.canvas, partial, workers, progress, cfg.cast_size)
         shards, counts = build_metadata(cfg, plans, drawn)
         (partial / "metadata").mkdir()
         for name, lines in shards.items():

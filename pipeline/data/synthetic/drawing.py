@@ -22,33 +22,40 @@ from pipeline.data.synthetic.distractors import (
     render_photo,
     render_spot_color,
 )
+from pipeline.data.synthetic.palettes import make_cast
 from pipeline.data.synthetic.posts import PostPlan, seed_entropy
-from pipeline.data.synthetic.rendering import fit_size, pad_to_square, render_color, render_scan
+from pipeline.data.synthetic.rendering import fit_size, pad_to_square, render_color, render_oracle, render_scan
 from pipeline.data.synthetic.scenes import Scene, make_scene
 from pipeline.data.workers import process_pool, worker_count
 
 JPEG_QUALITY = 90
 
 
-def render_post(plan: PostPlan, seed: int, canvas: int) -> tuple[Scene, Image.Image | None, Image.Image | None]:
-    """(scene, 512px image, true scan) of one post; the images are None when it has no file.
+def render_post(plan: PostPlan, seed: int, canvas: int,
+                cast_size: int = 8) -> tuple[Scene, Image.Image | None, dict[str, Image.Image]]:
+    """(scene, 512px image, ground truth) of one post; the image is None when it has no file.
 
-    The true scan (padded like the image) is drawn for color-domain posts only.
+    Ground truth, for color-domain posts only (padded like the image): the true scan
+    ("truth") and the benchmark's ceiling and floor ("oracle", "oracle_grey"). Figures are
+    drawn from the series' cast of `cast_size` recurring characters (0: none) or the priors.
     """
     e = seed_entropy(seed)
     scene_rng, color_rng, extra_rng = (np.random.default_rng([e, plan.id, k]) for k in range(3))
     size = fit_size(plan.width, plan.height, canvas)
-    scene = make_scene(scene_rng, *size)
+    scene = make_scene(scene_rng, *size, cast=make_cast(seed, cast_size) if cast_size else ())
     if not plan.has_image:
-        return scene, None, None
-    truth = None
+        return scene, None, {}
+    truth: dict[str, Image.Image] = {}
     if plan.look == "scan":
         img = render_scan(scene)
         img = img if plan.grey_jpeg else img.convert("RGB")
     elif plan.look == "color":
         img = render_color(scene, None, color_rng, plan.background)
         if plan.kind == "color":
-            truth = pad_to_square(render_scan(scene), canvas)
+            scan = render_scan(scene)
+            truth = {"truth": pad_to_square(scan, canvas),
+                     "oracle": pad_to_square(render_oracle(scene, scan), canvas),
+                     "oracle_grey": pad_to_square(render_oracle(scene, scan, grey=True), canvas)}
     elif plan.look == "comic":
         img = render_comic(extra_rng, size)
     elif plan.look.startswith("4koma"):
@@ -73,10 +80,10 @@ def _encode(img: Image.Image, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def _write_post(task: tuple[PostPlan, int, int, str]) -> dict[str, Any]:
+def _write_post(task: tuple[PostPlan, int, int, int, str]) -> dict[str, Any]:
     """Worker: draw one post, write its files under out_dir, return what metadata needs."""
-    plan, seed, canvas, out_dir = task
-    scene, img, truth = render_post(plan, seed, canvas)
+    plan, seed, canvas, cast_size, out_dir = task
+    scene, img, truth_layers = render_post(plan, seed, canvas, cast_size)
     result = {"tags": scene.tags, "tone_tags": scene.tone_tags(), "abs_diff": 0, "pixels": 0}
     if img is None:
         return result
@@ -86,8 +93,11 @@ def _write_post(task: tuple[PostPlan, int, int, str]) -> dict[str, Any]:
     path = Path(out_dir, *image_relpath(plan.id, "jpg", "512px").parts)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    if truth is not None:
+    if truth_layers:
+        truth = truth_layers["truth"]
         Path(out_dir, "groundtruth", f"{plan.id}.png").write_bytes(_encode(truth, "PNG"))
+        for layer in ("oracle", "oracle_grey"):
+            Path(out_dir, layer, f"{plan.id}.png").write_bytes(_encode(truth_layers[layer], "PNG"))
         grey = np.asarray(img.convert("L"), dtype=np.int16)
         result["abs_diff"] = int(np.abs(grey - np.asarray(truth, dtype=np.int16)).sum())
         result["pixels"] = grey.size
@@ -95,9 +105,10 @@ def _write_post(task: tuple[PostPlan, int, int, str]) -> dict[str, Any]:
 
 
 def render_all(plans: list[PostPlan], seed: int, canvas: int, out_dir: Path, workers: int,
-                progress: bool) -> list[dict[str, Any]]:
-    (out_dir / "groundtruth").mkdir(parents=True, exist_ok=True)
-    tasks = [(p, seed, canvas, str(out_dir)) for p in plans]
+                progress: bool, cast_size: int = 8) -> list[dict[str, Any]]:
+    for folder in ("groundtruth", "oracle", "oracle_grey"):
+        (out_dir / folder).mkdir(parents=True, exist_ok=True)
+    tasks = [(p, seed, canvas, cast_size, str(out_dir)) for p in plans]
     n_workers = max(1, min(worker_count(workers), len(tasks)))
     step = max(1, len(tasks) // 10)
 

@@ -1,7 +1,9 @@
 """Vector scenes of the synthetic mini-Danbooru2020: strokes, regions, characters and props.
 
 `make_scene` draws one random scene, which `rendering` turns into a scan and a colored
-illustration. Used by the `source` stage (kind synthetic, via `generate_dataset`) and by
+illustration. Every region's color is decided here, from the priors of `palettes` (a
+character of the series' cast keeps its colors), and so is how the scan inks it: the manga
+convention, by the color's lightness (`palettes.ink_tone`). Used by the `source` stage (kind synthetic, via `generate_dataset`) and by
 `onepunch synthetic`.
 """
 
@@ -11,6 +13,19 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from pipeline.data.synthetic.palettes import (
+    EYE_WHITE,
+    GROUND,
+    OBJECTS,
+    PUPIL,
+    SHINE,
+    CharacterLook,
+    draw_color,
+    ink_level,
+    ink_tone,
+    random_look,
+)
 
 # Stroke widths as fractions of the longer image side: 4-10 px outlines at 512 px, so that
 # lines still show (as grey) after the default 8x downsampling to 64 px.
@@ -34,9 +49,10 @@ class Region:
     outline: np.ndarray  # (N, 2) closed polygon, scene pixels
     width: float  # outline width; 0 = no outline
     material: str  # skin, hair, cloth, eye, iris, pupil, shine, object, ground, accent
-    tone: str = "none"  # none, dots, hatch, crosshatch, black (how the scan shades it)
+    tone: str = "none"  # none, dots, dots_dense, hatch, crosshatch, black (how the scan inks it)
     details: list[Stroke] = field(default_factory=list)
     group: int = 0  # regions of one character or prop share their colors
+    color: np.ndarray | None = None  # sRGB base color (set by make_scene)
 
 
 @dataclass
@@ -53,7 +69,7 @@ class Scene:
     def tone_tags(self) -> list[str]:
         """Tags a tagger would add to the scan of this scene."""
         tones = {r.tone for r in self.regions}
-        return (["screentone"] if "dots" in tones else []) + \
+        return (["screentone"] if tones & {"dots", "dots_dense"} else []) + \
             (["hatching_(texture)"] if tones & {"hatch", "crosshatch"} else [])
 
 
@@ -125,16 +141,16 @@ def choose(rng: np.random.Generator, weights: dict[str, float]) -> str:
 
 
 def _character(rng: np.random.Generator, cx: float, top: float, height: float,
-               pen: tuple[float, float], tags: list[str]) -> list[Region]:
-    """A chibi-proportioned figure: hair, head, face, torso, arms."""
+               pen: tuple[float, float], tags: list[str], look: CharacterLook) -> list[Region]:
+    """A chibi-proportioned figure: hair, head, face, torso, arms, in `look`'s colors."""
     out_w, det_w = pen
     rh = 0.17 * height  # head radius
     hx, hy = cx + rng.uniform(-0.1, 0.1) * rh, top + 1.15 * rh
-    hair_tone = choose(rng, {"none": 3, "black": 1.5, "dots": 2, "hatch": 1})
-    cloth_tone = choose(rng, {"none": 3, "dots": 2, "hatch": 1, "crosshatch": 0.7, "black": 0.4})
+    hair_tone = cloth_tone = iris_tone = "none"  # inked by color in make_scene
     regions: list[Region] = []
+    tags += [f"{look.hair}_hair", f"{look.eyes}_eyes"]
 
-    long_hair = rng.random() < 0.55
+    long_hair = look.long_hair
     tags.append("long_hair" if long_hair else "short_hair")
     if long_hair:  # hair behind the body, reaching the shoulders or further
         length = rh * rng.uniform(1.6, 3.2)
@@ -199,7 +215,6 @@ def _character(rng: np.random.Generator, cx: float, top: float, height: float,
     regions.append(Region(_chaikin(head, 1), out_w, "skin", "none", face))
 
     ey, er = hy + rng.uniform(0.1, 0.25) * rh, rh * rng.uniform(0.17, 0.24)
-    iris_tone = choose(rng, {"dots": 2, "hatch": 1, "black": 1})
     for side in (-1, 1):  # eye white, iris, pupil, shine; a heavy lash line on top
         ex = hx + side * 0.42 * rh
         lash = Stroke(np.array([(ex - 1.25 * er, ey - 0.9 * er), (ex, ey - 1.35 * er), (ex + 1.25 * er, ey - 0.9 * er)]),
@@ -209,7 +224,7 @@ def _character(rng: np.random.Generator, cx: float, top: float, height: float,
         regions.append(Region(ellipse(ex, ey + 0.25 * er, 0.35 * er, 0.5 * er, n=16), 0, "pupil", "black"))
         regions.append(Region(ellipse(ex - 0.25 * side * er, ey - 0.25 * er, 0.2 * er, 0.2 * er, n=12), 0, "shine"))
 
-    if rng.random() < 0.2:  # animal ears
+    if look.animal_ears:
         tags.append("animal_ears")
         for side in (-1, 1):
             base = np.array([hx + side * 0.35 * rh, hy - 0.9 * rh])
@@ -235,15 +250,14 @@ def _character(rng: np.random.Generator, cx: float, top: float, height: float,
                for x, y in bangs[1:-1:2][: int(rng.integers(2, 5))]]
     regions.append(Region(_chaikin(front, 2), out_w, "hair", hair_tone, strands))
 
-    if rng.random() < 0.45:  # a bow on the hair
+    if look.headwear == "bow":
         tags.append("hair_bow")
         bx, by, br = hx + rng.choice([-1, 1]) * 0.75 * rh, hy - 0.85 * rh, 0.35 * rh
         for side in (-1, 1):
             wing = np.array([(bx, by), (bx + side * br * 1.4, by - br * 0.8), (bx + side * br * 1.5, by + br * 0.8)])
-            regions.append(Region(_chaikin(wing, 2), det_w * 1.2, "accent",
-                                  choose(rng, {"none": 1, "dots": 1, "black": 1})))
+            regions.append(Region(_chaikin(wing, 2), det_w * 1.2, "accent"))
         regions.append(Region(ellipse(bx, by, 0.28 * br, 0.35 * br, n=12), det_w * 1.2, "accent"))
-    elif rng.random() < 0.25:  # a hat: brim and crown
+    elif look.headwear == "hat":  # brim and crown
         tags.append("hat")
         bw = rh * rng.uniform(1.3, 1.8)
         by = hy - rng.uniform(0.55, 0.8) * rh
@@ -251,14 +265,17 @@ def _character(rng: np.random.Generator, cx: float, top: float, height: float,
                           (hx + 0.8 * rh, by)])
         band = [Stroke(np.array([(hx - 0.78 * rh, by - 0.25 * rh), (hx + 0.78 * rh, by - 0.25 * rh)]), det_w * 1.5,
                        tapered=False)]
-        hat_tone = choose(rng, {"none": 2, "dots": 1, "hatch": 1})
-        regions.append(Region(ellipse(hx, by, bw, 0.22 * rh, n=28), out_w, "accent", hat_tone))
-        regions.append(Region(_chaikin(crown, 1), out_w, "accent", hat_tone, band))
+        regions.append(Region(ellipse(hx, by, bw, 0.22 * rh, n=28), out_w, "accent"))
+        regions.append(Region(_chaikin(crown, 1), out_w, "accent", "none", band))
 
     tilt = rng.normal(0, 0.08)  # lean the whole figure a little
     group = int(rng.integers(1, 2**31))
+    colors = {"hair": look.color("hair"), "iris": look.color("iris"), "cloth": look.color("cloth"),
+              "accent": look.color("accent"), "skin": np.array(look.skin), "eye": np.array(EYE_WHITE, float),
+              "pupil": np.array(PUPIL, float), "shine": np.array(SHINE, float)}
     for region in regions:
         region.group = group
+        region.color = colors[region.material]
         region.outline = _rotate(region.outline, (hx, hy + 2 * rh), tilt)
         for s in region.details:
             s.points = _rotate(s.points, (hx, hy + 2 * rh), tilt)
@@ -277,19 +294,22 @@ _PROP_TAGS = {"ball": "ball", "star": "star_(symbol)", "box": "gift_box", "flowe
 def _prop(rng: np.random.Generator, cx: float, cy: float, r: float, pen: tuple[float, float],
           tags: list[str]) -> list[Region]:
     """A still-life object: ball, star, box, flower or lumpy blob."""
-    regions = _prop_shapes(rng, cx, cy, r, pen, tags)
+    kind = str(rng.choice(list(_PROP_TAGS)))
+    regions = _prop_shapes(rng, kind, cx, cy, r, pen, tags)
     group = int(rng.integers(1, 2**31))
+    _, color = draw_color(rng, OBJECTS["fruit" if kind == "blob" else kind])
+    _, centre = draw_color(rng, OBJECTS["flower_centre"])
     for region in regions:
         region.group = group
+        region.color = centre if region.material == "accent" else color
     return regions
 
 
-def _prop_shapes(rng: np.random.Generator, cx: float, cy: float, r: float,
+def _prop_shapes(rng: np.random.Generator, kind: str, cx: float, cy: float, r: float,
                  pen: tuple[float, float], tags: list[str]) -> list[Region]:
     out_w, det_w = pen
-    kind = str(rng.choice(list(_PROP_TAGS)))
     tags.append(_PROP_TAGS[kind])
-    tone = choose(rng, {"none": 3, "dots": 2, "hatch": 1.2, "crosshatch": 0.6, "black": 0.4})
+    tone = "none"  # inked by color in make_scene
     if kind == "ball":
         stripes = [_arc_stroke(rng, (cx - r * 0.95, cy + o * r), (cx + r * 0.95, cy + o * r), 0.12, det_w)
                    for o in (-0.35, 0.3)]
@@ -311,7 +331,7 @@ def _prop_shapes(rng: np.random.Generator, cx: float, cy: float, r: float,
         petals = [Region(ellipse(cx + 0.55 * r * math.cos(a), cy + 0.55 * r * math.sin(a), 0.5 * r, 0.3 * r, a, 20),
                          out_w * 0.8, "object", tone)
                   for a in np.linspace(0, 2 * np.pi, n, endpoint=False) + rng.uniform(0, 1)]
-        return petals + [Region(ellipse(cx, cy, 0.3 * r, 0.3 * r, n=20), out_w * 0.8, "accent", "dots")]
+        return petals + [Region(ellipse(cx, cy, 0.3 * r, 0.3 * r, n=20), out_w * 0.8, "accent")]
     veins = [_arc_stroke(rng, (cx + rng.uniform(-0.4, 0.4) * r, cy + rng.uniform(-0.4, 0.4) * r),
                          (cx + rng.uniform(-0.4, 0.4) * r, cy + rng.uniform(-0.4, 0.4) * r), 0.2, det_w)
              for _ in range(int(rng.integers(1, 3)))]
@@ -327,12 +347,36 @@ def _ground(rng: np.random.Generator, w: int, h: int, pen: tuple[float, float]) 
     vx = w * rng.uniform(0.2, 0.8)
     lines = [Stroke(np.array([(vx + (x - vx) * 0.25, y0 + 0.05 * h), (x, h)]), pen[1], tapered=False)
              for x in np.linspace(-0.4 * w, 1.4 * w, int(rng.integers(3, 7)))]
-    tone = choose(rng, {"none": 1.5, "hatch": 1.5, "dots": 1})
-    return Region(poly, pen[0], "ground", tone, lines)
+    _, color = draw_color(rng, GROUND)
+    return Region(poly, pen[0], "ground", "none", lines, color=color)
 
 
-def make_scene(rng: np.random.Generator, w: int, h: int) -> Scene:
-    """A random drawing for a w x h image: one or two characters, or a still life."""
+CAST_SHARE = 0.7  # chance that a figure is one of the series' recurring characters
+LIGHTER_INKING = 0.1  # chance that an artist inks a region one level lighter than its color
+
+
+def _ink(rng: np.random.Generator, regions: list[Region], style: str) -> None:
+    """Set each region's scan tone from its color's lightness, as a manga artist inks.
+
+    One decision per (character or prop, material): a character's hair is inked alike
+    wherever it shows. Pupils are always black, eye whites and shines always white.
+    """
+    decided: dict[tuple[int, str], str] = {}
+    for region in regions:
+        key = (region.group, region.material)
+        if key not in decided:
+            level = ink_level(region.color)
+            if region.material in ("pupil", "eye", "shine"):
+                level = {"pupil": "black"}.get(region.material, "white")
+            elif level != "white" and rng.random() < LIGHTER_INKING:
+                level = {"black": "dense", "dense": "light", "light": "white"}[level]
+            decided[key] = ink_tone(level, style)
+        region.tone = decided[key]
+
+
+def make_scene(rng: np.random.Generator, w: int, h: int, cast: tuple[CharacterLook, ...] = ()) -> Scene:
+    """A random drawing for a w x h image: one or two characters (each of the `cast` with
+    chance CAST_SHARE, else a one-off from the priors), or a still life."""
     assert w >= 1 and h >= 1
     scale = float(max(w, h))
     pen = _widths(rng, scale)
@@ -356,12 +400,18 @@ def make_scene(rng: np.random.Generator, w: int, h: int) -> Scene:
         for i in range(n_chars):
             cx = w * (rng.uniform(0.35, 0.65) if n_chars == 1 else (0.3 + 0.4 * i + rng.uniform(-0.05, 0.05)))
             top = h * rng.uniform(0.0, 0.12) + (h - height) * rng.uniform(0.0, 0.3)
-            regions += _character(rng, cx, top, height, pen, tags)
+            if cast and rng.random() < CAST_SHARE:
+                look = cast[int(rng.integers(len(cast)))]
+                tags.append(look.name)
+            else:
+                look = random_look(rng)
+            regions += _character(rng, cx, top, height, pen, tags, look)
         if rng.random() < 0.5:
             r = small * rng.uniform(0.08, 0.14)
             side = rng.choice([0.12, 0.88])
             regions += _prop(rng, side * w, h * rng.uniform(0.55, 0.85), r, pen, tags)
     for region in regions:  # line weight varies a little from shape to shape
         region.width *= rng.uniform(0.8, 1.25)
+    _ink(rng, regions, "dots" if rng.random() < 0.65 else "hatch")
     return Scene(w, h, regions, tone_period=scale * rng.uniform(0.007, 0.011),
                  tone_angle=float(rng.choice([math.pi / 4, math.pi / 3, 0.0])), tags=tags)

@@ -1,0 +1,122 @@
+"""Benchmark: `onepunch colorize` on manga pages at full resolution.
+
+  - a batch of 1024x1448 line-art pages (drawn by the synthetic generator) through
+    `colorize_files`, the model loaded once: seconds per page, decode + network + ink
+    composite + PNG write included;
+  - the network alone on one page: seconds, its FLOPs (torch.utils.flop_counter) and the
+    GFLOP/s it reaches, as a fraction of what a large fp32 matmul reaches in this same run
+    (the machine's practical peak);
+  - on CUDA: pages/s at that size in bf16 autocast.
+
+    python benchmarks/bench_page.py [--pages 6] [--model models/colorizer.pt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+WIDTH, HEIGHT = 1024, 1448
+
+
+def matmul_gflops(device, seconds: float = 3.0, n: int = 2048) -> float:
+    import torch
+
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        reps += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pages", type=int, default=6, help="pages in the batch")
+    ap.add_argument("--model", type=Path, default=ROOT / "models/colorizer.pt")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/page.json")
+    args = ap.parse_args()
+
+    import numpy as np
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from pipeline.data.synthetic.palettes import make_cast
+    from pipeline.data.synthetic.rendering import render_scan
+    from pipeline.data.synthetic.scenes import make_scene
+    from pipeline.inference import run_tiled
+    from pipeline.models.unet import load_colorizer
+    from pipeline.page_files import colorize_files
+    from pipeline.training.runtime import setup_runtime
+
+    if not args.model.is_file():
+        raise SystemExit(f"{args.model}: run `dvc repro` (or `dvc pull`) first")
+    rt = setup_runtime(args.device, autotune=False)
+    threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i in range(args.pages):  # a page drawn at 1/2 scale and rendered at full size
+            scene = make_scene(np.random.default_rng(i), WIDTH // 2, HEIGHT // 2, make_cast(0, 4))
+            p = Path(tmp) / f"page{i:02d}.png"
+            render_scan(scene, (WIDTH, HEIGHT)).save(p)
+            paths.append(p)
+        colorize_files(paths[:1], args.model, None, Path(tmp) / "warm", device=args.device, treat_as="scan",
+                       progress=False)
+        t0 = time.perf_counter()
+        results = colorize_files(paths, args.model, None, Path(tmp) / "out", device=args.device, treat_as="scan",
+                                 progress=False)
+        per_page = (time.perf_counter() - t0) / args.pages
+        assert all(r.error is None for r in results), [r.error for r in results]
+
+    model = load_colorizer(args.model, rt.device).to(memory_format=torch.channels_last)
+    x = torch.rand(1, 1, HEIGHT, WIDTH, device=rt.device).contiguous(memory_format=torch.channels_last) * 2 - 1
+    with torch.no_grad():
+        with FlopCounterMode(display=False) as counter:
+            model(x)
+        flops = counter.get_total_flops()
+        run_tiled(model, x, 3)
+        t0 = time.perf_counter()
+        reps = 3
+        for _ in range(reps):
+            run_tiled(model, x, 3)
+        if rt.device.type == "cuda":
+            torch.cuda.synchronize()
+        network = (time.perf_counter() - t0) / reps
+    achieved = flops / network / 1e9
+    peak = matmul_gflops(rt.device)
+    result = {"device": str(rt.device), "threads": threads, "page": f"{WIDTH}x{HEIGHT}", "pages": args.pages,
+              "seconds_per_page": round(per_page, 3), "network_seconds": round(network, 3),
+              "network_gflop": round(flops / 1e9, 2), "network_gflops_per_s": round(achieved, 1),
+              "matmul_gflops_per_s": round(peak, 1), "fraction_of_matmul": round(achieved / peak, 3)}
+    if rt.device.type == "cuda":
+        xb = torch.rand(8, 1, HEIGHT, WIDTH, device=rt.device).contiguous(memory_format=torch.channels_last)
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+            model(xb)
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(5):
+                model(xb)
+            torch.cuda.synchronize()
+        result["cuda_bf16_pages_per_s"] = round(5 * 8 / (time.perf_counter() - t0), 1)
+    print(f"{WIDTH}x{HEIGHT} pages on {rt.device} ({threads} threads): {per_page:.2f} s/page over {args.pages} "
+          f"pages (decode + network + ink + PNG); network {network:.2f} s, {flops / 1e9:.1f} GFLOP, "
+          f"{achieved:.1f} GFLOP/s = {achieved / peak:.0%} of this run's fp32 matmul ({peak:.1f} GFLOP/s)"
+          + (f"; CUDA bf16: {result['cuda_bf16_pages_per_s']} pages/s" if "cuda_bf16_pages_per_s" in result else ""))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

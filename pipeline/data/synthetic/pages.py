@@ -1,0 +1,62 @@
+"""Whole synthetic manga pages: panels of scenes from the series' cast, as a scan and as its
+colored truth (`render_page`).
+
+A page is what a colorist holds: 1000-2000 px tall, lines a few pixels wide, several
+panels. Each panel is one scene drawn at the panel's size, so its lines have a page's
+widths (4-10 px at 512 px of panel, as in the training images). Used by
+`onepunch synthetic-page` (a page that was never in training, for the README's
+page-resolution picture and a page-level ΔE) and by the benchmarks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from pipeline.data.synthetic.palettes import make_cast
+from pipeline.data.synthetic.rendering import render_color, render_scan
+from pipeline.data.synthetic.scenes import make_scene
+
+
+def panel_boxes(rng: np.random.Generator, width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """A manga panel layout: 3-4 rows, each split into 1-2 panels, with white gutters."""
+    gutter = max(4, round(0.012 * max(width, height)))
+    margin = 2 * gutter
+    rows = int(rng.integers(3, 5))
+    cuts = np.sort(rng.uniform(0.8, 1.2, rows))
+    heights = cuts / cuts.sum() * (height - 2 * margin - (rows - 1) * gutter)
+    boxes, y = [], float(margin)
+    for h in heights:
+        split = rng.random() < 0.65
+        xs = [margin, width - margin]
+        if split:
+            mid = margin + (width - 2 * margin) * rng.uniform(0.35, 0.65)
+            xs = [margin, mid - gutter / 2, mid + gutter / 2, width - margin]
+        for x0, x1 in zip(xs[0::2], xs[1::2]):
+            boxes.append((round(x0), round(y), round(x1), round(y + h)))
+        y += h + gutter
+    return boxes
+
+
+def render_page(seed: int, size: tuple[int, int] = (1024, 1448), cast_seed: int = 2020,
+                cast_size: int = 8) -> tuple[Image.Image, Image.Image]:
+    """(scan 'L', colored truth 'RGB') of one page of panels, deterministic in seed.
+
+    Figures come from the cast of `cast_seed` (the default dataset's series) or the
+    priors; panel borders are black in both.
+    """
+    rng = np.random.default_rng([int(seed) % 2**63, 91])
+    width, height = size
+    cast = make_cast(cast_seed, cast_size) if cast_size else ()
+    scan = Image.new("L", size, 255)
+    color = Image.new("RGB", size, (255, 255, 255))
+    border = max(2, round(0.003 * max(size)))
+    for box in panel_boxes(rng, width, height):
+        w, h = box[2] - box[0], box[3] - box[1]
+        scene = make_scene(rng, w, h, cast)
+        scan.paste(render_scan(scene), box[:2])
+        color.paste(render_color(scene, None, rng, str(rng.choice(["white", "simple", "gradient"],
+                                                                   p=[0.5, 0.3, 0.2]))), box[:2])
+        for img, ink in ((scan, 0), (color, (0, 0, 0))):
+            ImageDraw.Draw(img).rectangle((box[0], box[1], box[2] - 1, box[3] - 1), outline=ink, width=border)
+    return scan, color
