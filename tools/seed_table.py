@@ -1,0 +1,135 @@
+"""The seed table: headline figures as mean ± std over seeds, from DVC experiments.
+
+Run the seeds as experiments, then this:
+
+    dvc exp run --queue -S seed=1 && dvc exp run --queue -S seed=2 && dvc exp run --run-all
+    python tools/seed_table.py [--json docs/seeds.json]
+
+It reads `dvc exp show --json` (the workspace and every experiment of HEAD), keeps one
+run per seed, and prints per-seed values and mean ± std of each headline figure, with a
+verdict per comparison: does every seed go the same way, and is the mean margin at least
+2 std of the per-seed margins?
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# (label, path in metrics/evaluate.json's "eval")
+FIGURES = [
+    ("scan L1, generator", ("scan", "scangen_l1")), ("scan L1, greyscale", ("scan", "greyscale_l1")),
+    ("scan PSNR, generator", ("scan", "scangen_psnr")), ("scan PSNR, greyscale", ("scan", "greyscale_psnr")),
+    ("scan SSIM, generator", ("scan", "scangen_ssim")), ("scan SSIM, greyscale", ("scan", "greyscale_ssim")),
+    ("colorizer ΔE, method", ("scangen", "true_scan", "delta_e")),
+    ("colorizer ΔE, greyscale-trained", ("greyscale", "true_scan", "delta_e")),
+    ("colorizer PSNR, method", ("scangen", "true_scan", "psnr")),
+    ("colorizer PSNR, greyscale-trained", ("greyscale", "true_scan", "psnr")),
+    ("colorfulness, method", ("scangen", "true_scan", "colorfulness")),
+    ("colorfulness, greyscale-trained", ("greyscale", "true_scan", "colorfulness")),
+    ("colorfulness, ground truth", ("ground_truth", "colorfulness")),
+    ("oracle ΔE (ceiling)", ("oracle", "delta_e")), ("grey fill ΔE (floor)", ("grey_fill", "delta_e")),
+]
+# (label, better, worse, "lower" or "higher" is better)
+COMPARISONS = [
+    ("scan L1: generator < greyscale", "scan L1, generator", "scan L1, greyscale", "lower"),
+    ("scan PSNR: generator > greyscale", "scan PSNR, generator", "scan PSNR, greyscale", "higher"),
+    ("scan SSIM: generator > greyscale", "scan SSIM, generator", "scan SSIM, greyscale", "higher"),
+    ("colorizer ΔE: method < greyscale-trained", "colorizer ΔE, method", "colorizer ΔE, greyscale-trained", "lower"),
+    ("colorizer PSNR: method > greyscale-trained", "colorizer PSNR, method", "colorizer PSNR, greyscale-trained",
+     "higher"),
+]
+
+
+def _get(d: dict, path: tuple[str, ...]):
+    for k in path:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def runs_by_seed(exp_show: list[dict]) -> dict[int, dict]:
+    """seed -> the evaluation of one run (the workspace first, then experiments, newest last)."""
+    out: dict[int, dict] = {}
+    entries = []
+    for commit in exp_show:
+        entries.append(commit)
+        for exp in commit.get("experiments") or []:
+            entries.extend(exp.get("revs") or [])
+    for entry in entries:
+        data = entry.get("data") or {}
+        params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
+        ev = (data.get("metrics") or {}).get("metrics/evaluate.json", {}).get("data", {}).get("eval")
+        if ev is None or "seed" not in params:
+            continue
+        out.setdefault(int(params["seed"]), ev)
+    return out
+
+
+def seed_table(runs: dict[int, dict]) -> dict:
+    seeds = sorted(runs)
+    figures = {}
+    for label, path in FIGURES:
+        values = [_get(runs[s], path) for s in seeds]
+        if any(v is None for v in values):
+            continue
+        figures[label] = {"per_seed": values, "mean": statistics.fmean(values),
+                          "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+    verdicts = []
+    for label, a, b, better in COMPARISONS:
+        if a not in figures or b not in figures:
+            continue
+        margins = [(y - x) if better == "lower" else (x - y)
+                   for x, y in zip(figures[a]["per_seed"], figures[b]["per_seed"])]
+        mean = statistics.fmean(margins)
+        std = statistics.stdev(margins) if len(margins) > 1 else 0.0
+        verdicts.append({"comparison": label, "margins": margins, "mean_margin": mean, "std": std,
+                         "every_seed": all(m > 0 for m in margins), "margin_over_2std": mean > 2 * std})
+    return {"seeds": seeds, "figures": figures, "comparisons": verdicts}
+
+
+def markdown(table: dict) -> str:
+    seeds = table["seeds"]
+    lines = ["| figure | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std |",
+             "|---|" + "---|" * len(seeds) + "---|"]
+    for label, f in table["figures"].items():
+        lines.append(f"| {label} | " + " | ".join(f"{v:.3f}" for v in f["per_seed"])
+                     + f" | {f['mean']:.3f} ± {f['std']:.3f} |")
+    lines += ["", "| comparison | margins per seed | mean ± std | every seed | mean ≥ 2 std |", "|---|---|---|---|---|"]
+    for c in table["comparisons"]:
+        lines.append(f"| {c['comparison']} | " + ", ".join(f"{m:+.3f}" for m in c["margins"])
+                     + f" | {c['mean_margin']:+.3f} ± {c['std']:.3f} | {'yes' if c['every_seed'] else 'no'} | "
+                     + f"{'yes' if c['margin_over_2std'] else 'no'} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON here")
+    ap.add_argument("--exp-show", type=Path, default=None, help="read this `dvc exp show --json` output instead")
+    args = ap.parse_args()
+    if args.exp_show:
+        data = json.loads(args.exp_show.read_text())
+    else:
+        proc = subprocess.run(["dvc", "exp", "show", "--json"], cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode:
+            sys.exit(f"dvc exp show failed: {proc.stderr.strip()}")
+        data = json.loads(proc.stdout)
+    runs = runs_by_seed(data)
+    if len(runs) < 2:
+        sys.exit(f"found {len(runs)} seed(s) with evaluation metrics; run more seeds (see --help)")
+    table = seed_table(runs)
+    print(markdown(table))
+    if args.json:
+        args.json.write_text(json.dumps(table, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
