@@ -35,6 +35,7 @@ bench: setup
 	python benchmarks/bench_train.py --model colorizer --params configs/danbooru2020-gpu.yaml \
 		--json benchmarks/results/train-colorizer-full.json
 	python benchmarks/bench_colorize.py
+	python benchmarks/bench_page.py
 
 clean-venv:
 	rm -rf $(VENV)

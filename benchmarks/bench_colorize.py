@@ -36,10 +36,10 @@ def main() -> None:
     from PIL import Image
 
     from pipeline.config import load_params
-    from pipeline.inference import colorize_image
     from pipeline.models.pixels import greyscale_u8, to_model_input
     from pipeline.models.unet import load_colorizer
     from pipeline.page_files import colorize_files
+    from pipeline.page_inference import colorize_image
     from pipeline.training.colorizer_step import colorizer_step, make_state
     from pipeline.training.runtime import setup_runtime
 

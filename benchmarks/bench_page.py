@@ -3,9 +3,10 @@
   - a batch of 1024x1448 line-art pages (drawn by the synthetic generator) through
     `colorize_files`, the model loaded once: seconds per page, decode + network + ink
     composite + PNG write included;
-  - the network alone on one page: seconds, its FLOPs (torch.utils.flop_counter) and the
-    GFLOP/s it reaches, as a fraction of what a large fp32 matmul reaches in this same run
-    (the machine's practical peak);
+  - the network alone on one page, at the precision `onepunch colorize` picks (bf16 on a
+    CPU with AMX / AVX512-BF16) and at fp32: seconds, its FLOPs (torch.utils.flop_counter)
+    and the fp32 GFLOP/s it reaches, as a fraction of what a large fp32 matmul reaches in
+    this same run (the machine's practical peak);
   - on CUDA: pages/s at that size in bf16 autocast.
 
     python benchmarks/bench_page.py [--pages 6] [--model models/colorizer.pt]
@@ -55,9 +56,9 @@ def main() -> None:
     from pipeline.data.synthetic.palettes import make_cast
     from pipeline.data.synthetic.rendering import render_scan
     from pipeline.data.synthetic.scenes import make_scene
-    from pipeline.inference import run_tiled
     from pipeline.models.unet import load_colorizer
     from pipeline.page_files import colorize_files
+    from pipeline.page_inference import autocast, resolve_precision, run_tiled
     from pipeline.training.runtime import setup_runtime
 
     if not args.model.is_file():
@@ -81,22 +82,28 @@ def main() -> None:
 
     model = load_colorizer(args.model, rt.device).to(memory_format=torch.channels_last)
     x = torch.rand(1, 1, HEIGHT, WIDTH, device=rt.device).contiguous(memory_format=torch.channels_last) * 2 - 1
-    with torch.no_grad():
-        with FlopCounterMode(display=False) as counter:
-            model(x)
-        flops = counter.get_total_flops()
-        run_tiled(model, x, 3)
-        t0 = time.perf_counter()
-        reps = 3
-        for _ in range(reps):
+    precision = resolve_precision("auto", rt.device)  # what colorize_files ran at
+
+    def network_seconds(prec: str, reps: int = 3) -> float:
+        with torch.no_grad(), autocast(prec, rt.device):
             run_tiled(model, x, 3)
-        if rt.device.type == "cuda":
-            torch.cuda.synchronize()
-        network = (time.perf_counter() - t0) / reps
-    achieved = flops / network / 1e9
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                run_tiled(model, x, 3)
+            if rt.device.type == "cuda":
+                torch.cuda.synchronize()
+        return (time.perf_counter() - t0) / reps
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    flops = counter.get_total_flops()
+    network_fp32 = network_seconds("fp32")
+    network = network_seconds(precision) if precision != "fp32" else network_fp32
+    achieved = flops / network_fp32 / 1e9
     peak = matmul_gflops(rt.device)
     result = {"device": str(rt.device), "threads": threads, "page": f"{WIDTH}x{HEIGHT}", "pages": args.pages,
-              "seconds_per_page": round(per_page, 3), "network_seconds": round(network, 3),
+              "precision": precision, "seconds_per_page": round(per_page, 3),
+              "network_seconds": round(network, 3), "network_seconds_fp32": round(network_fp32, 3),
               "network_gflop": round(flops / 1e9, 2), "network_gflops_per_s": round(achieved, 1),
               "matmul_gflops_per_s": round(peak, 1), "fraction_of_matmul": round(achieved / peak, 3)}
     if rt.device.type == "cuda":
@@ -110,8 +117,9 @@ def main() -> None:
             torch.cuda.synchronize()
         result["cuda_bf16_pages_per_s"] = round(5 * 8 / (time.perf_counter() - t0), 1)
     print(f"{WIDTH}x{HEIGHT} pages on {rt.device} ({threads} threads): {per_page:.2f} s/page over {args.pages} "
-          f"pages (decode + network + ink + PNG); network {network:.2f} s, {flops / 1e9:.1f} GFLOP, "
-          f"{achieved:.1f} GFLOP/s = {achieved / peak:.0%} of this run's fp32 matmul ({peak:.1f} GFLOP/s)"
+          f"pages at {precision} (decode + network + ink + PNG); network {network:.2f} s at {precision}, "
+          f"{network_fp32:.2f} s at fp32: {flops / 1e9:.1f} GFLOP, {achieved:.1f} GFLOP/s at fp32 = "
+          f"{achieved / peak:.0%} of this run's fp32 matmul ({peak:.1f} GFLOP/s)"
           + (f"; CUDA bf16: {result['cuda_bf16_pages_per_s']} pages/s" if "cuda_bf16_pages_per_s" in result else ""))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from pipeline.files import atomic_path, remove_leftovers
-from pipeline.inference import colorize_image, scan_image
+from pipeline.page_inference import colorize_image, resolve_precision, scan_image
 
 MAX_PIXELS = 200_000_000
 # Webtoon strips run 690x40000 (58:1) and longer; past 1000:1 a file is not a page.
@@ -79,7 +79,7 @@ def _key(path: Path) -> Path:
 
 
 def scan_files(paths: list[Path], model_path: Path, out_dir: Path | None = None, work_size: int | None = None,
-               device: str = "auto", progress: bool = True) -> list[FileResult]:
+               device: str = "auto", progress: bool = True, precision: str = "auto") -> list[FileResult]:
     """`onepunch scan`: colored images -> line-art scans, each written next to its input
     (or into out_dir) as NAME.scan.png. work_size None: at each image's own resolution."""
     from pipeline.models.weak_generator import load_scan_generator
@@ -87,15 +87,17 @@ def scan_files(paths: list[Path], model_path: Path, out_dir: Path | None = None,
 
     _check_out_dir(out_dir)
     rt = setup_runtime(device, autotune=False)
+    resolve_precision(precision, rt.device)  # a bad value fails before any file is read
     model = load_scan_generator(model_path, rt.device).to(memory_format=torch.channels_last)
-    return _process_files(paths, out_dir, "scan", lambda img: scan_image(model, img, work_size, rt.device),
+    return _process_files(paths, out_dir, "scan", lambda img: scan_image(model, img, work_size, rt.device, precision),
                           MAX_PIXELS, progress)
 
 
 def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | None, out_dir: Path | None = None,
                    work_size: int | None = None, device: str = "auto", treat_as: str = "auto",
                    max_pixels: int = MAX_PIXELS, progress: bool = True,
-                   scan_model_required: bool = False, ink: str = "multiply") -> list[FileResult]:
+                   scan_model_required: bool = False, ink: str = "multiply",
+                   precision: str = "auto") -> list[FileResult]:
     """`onepunch colorize`: scans or colored pages -> NAME.color.png at the input's size,
     run at its own resolution (work_size None) with its ink multiplied over (`ink`).
 
@@ -108,12 +110,14 @@ def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | 
 
     _check_out_dir(out_dir)
     rt = setup_runtime(device, autotune=False)
+    resolve_precision(precision, rt.device)
     colorizer = load_colorizer(model_path, rt.device).to(memory_format=torch.channels_last)
     scangen = None
     if scan_model_path is not None and (scan_model_required or Path(scan_model_path).is_file()):
         scangen = load_scan_generator(scan_model_path, rt.device)
     return _process_files(paths, out_dir, "color",
-                          lambda img: colorize_image(colorizer, scangen, img, work_size, rt.device, treat_as, ink),
+                          lambda img: colorize_image(colorizer, scangen, img, work_size, rt.device, treat_as, ink,
+                                                     precision),
                           max_pixels, progress)
 
 

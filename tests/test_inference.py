@@ -6,8 +6,9 @@ import torch
 from PIL import Image
 
 from pipeline.evaluation.measures import line_fidelity
-from pipeline.inference import colorize_image, ink_multiply, run_tiled, scan_image, working_size
+from pipeline.inference import ink_multiply
 from pipeline.models.unet import AttentionUNet, UNetConfig
+from pipeline.page_inference import colorize_image, run_tiled, scan_image, working_size
 
 
 def blur(x: torch.Tensor) -> torch.Tensor:
@@ -80,7 +81,7 @@ def test_colorize_runs_at_the_pages_resolution_and_keeps_its_ink(colorizer):
 def test_large_pages_are_tiled_without_seams(colorizer, monkeypatch):
     """The same page through tiles and whole: equal but for small differences spread out,
     not a step along a tile border."""
-    import pipeline.inference as inf
+    import pipeline.page_inference as inf
 
     img = page(260, 300)
     whole = np.asarray(colorize_image(colorizer, None, img, None, torch.device("cpu"), "scan", ink="none"),
@@ -107,3 +108,19 @@ def test_scan_image_runs_at_full_resolution():
     assert out.size == (90, 130) and out.mode == "L"
     small = scan_image(g, img, 65, torch.device("cpu"))  # shrunk to 65 on the long side and back
     assert small.size == (90, 130)
+
+
+def test_bf16_inference_stays_within_two_grey_levels_of_fp32(colorizer):
+    from pipeline.page_inference import resolve_precision
+
+    img = page(200, 240)
+    cpu = torch.device("cpu")
+    fp32 = np.asarray(colorize_image(colorizer, None, img, None, cpu, "scan", ink="none", precision="fp32"),
+                      np.float32)
+    bf16 = np.asarray(colorize_image(colorizer, None, img, None, cpu, "scan", ink="none", precision="bf16"),
+                      np.float32)
+    assert np.abs(fp32 - bf16).mean() < 1.0 and np.abs(fp32 - bf16).max() <= 8
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("auto", torch.device("cuda")) == "bf16"
+    assert resolve_precision("auto", cpu) in ("fp32", "bf16")
+    with pytest.raises(ValueError, match="precision 'fp16': allowed values are auto, fp32, bf16"):
+        colorize_image(colorizer, None, img, None, cpu, "scan", precision="fp16")

@@ -19,7 +19,9 @@ def entry(seed: int, de_method: float, de_grey: float) -> dict:
 def test_mean_std_and_verdicts():
     show = [{"rev": "workspace", **entry(0, 10.0, 11.0), "experiments": None},
             {"rev": "abc", **entry(0, 99.0, 99.0),  # HEAD's seed 0 again: the workspace's run is kept
-             "experiments": [{"revs": [entry(1, 10.5, 11.4)]}, {"revs": [entry(2, 10.2, 10.1)]}]}]
+             "experiments": [{"revs": [entry(1, 10.5, 11.4)]}, {"revs": [entry(2, 10.2, 10.1)]},
+                             # still running: its metrics are the baseline's, not its own
+                             {"executor": {"state": "running"}, "revs": [entry(3, 10.0, 11.0)]}]}]
     runs = runs_by_seed(show)
     assert sorted(runs) == [0, 1, 2] and runs[0]["scangen"]["true_scan"]["delta_e"] == 10.0
     table = seed_table(runs)

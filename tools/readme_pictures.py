@@ -2,6 +2,7 @@
 
   docs/data_sample.png     what the default pipeline prepares (holdout colors, their true
                            scans, greyscale(color), the oracle ceiling; the scan domain)
+  docs/scan_samples.png    the scan generator on holdout images, beside truth and greyscale
   docs/page_*.png          a 1024x1448 manga page no model trained on (`onepunch
                            synthetic-page --seed 101`), colorized at full resolution by
                            `onepunch colorize` with both colorizers, and its truth; plus
@@ -47,6 +48,22 @@ def data_sample(out: Path, n: int = 6) -> None:
     Image.fromarray(np.concatenate(sum(([r, gap] for r in rows), [])[:-1], 0)).save(out)
 
 
+def scan_samples(out: Path, n: int = 6) -> None:
+    from pipeline.data.shards import holdout_with_truth
+    from pipeline.inference import generate_scans
+    from pipeline.models.pixels import greyscale_u8
+    from pipeline.models.weak_generator import load_scan_generator
+    from pipeline.training.runtime import setup_runtime
+
+    color, truth = holdout_with_truth(ROOT / "data/prepared")
+    idx = np.linspace(0, len(color) - 1, n).astype(int)
+    rt = setup_runtime("cpu")
+    generated = generate_scans(load_scan_generator(ROOT / "models/scan_generator.pt", rt.device), color[idx], rt)
+    rows = [_row(list(color[idx])), _row(list(generated)), _row(list(truth[idx])), _row(list(greyscale_u8(color[idx])))]
+    gap = np.full((4, rows[0].shape[1], 3), 128, np.uint8)
+    Image.fromarray(np.concatenate(sum(([r, gap] for r in rows), [])[:-1], 0)).save(out)
+
+
 def page_pictures(docs: Path) -> dict:
     from pipeline.data.synthetic.pages import render_page
     from pipeline.evaluation.measures import color_metrics
@@ -67,7 +84,7 @@ def page_pictures(docs: Path) -> dict:
     truth.save(docs / "page_truth.png")
     results["scangen"].save(docs / "page_colorized.png")
     results["greyscale"].save(docs / "page_colorized_greyscale_model.png")
-    box = (560, 340, 1008, 660)  # 1:1 detail: a face and its ink
+    box = (520, 330, 1000, 660)  # 1:1 detail: faces and their ink
     detail = [np.asarray(im.convert("RGB").crop(box)) for im in (scan, results["scangen"], truth)]
     Image.fromarray(_row(detail)).save(docs / "page_detail.png")
     s = np.asarray(scan)[None, ..., None]
@@ -82,6 +99,7 @@ def main() -> None:
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
     data_sample(docs / "data_sample.png")
+    scan_samples(docs / "scan_samples.png")
     metrics = page_pictures(docs)
     (docs / "page_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(json.dumps(metrics, indent=2))

@@ -56,13 +56,15 @@ def _get(d: dict, path: tuple[str, ...]):
 
 
 def runs_by_seed(exp_show: list[dict]) -> dict[int, dict]:
-    """seed -> the evaluation of one run (the workspace first, then experiments, newest last)."""
+    """seed -> the evaluation of one run (the workspace first, then finished experiments)."""
     out: dict[int, dict] = {}
     entries = []
     for commit in exp_show:
         entries.append(commit)
         for exp in commit.get("experiments") or []:
-            entries.extend(exp.get("revs") or [])
+            state = (exp.get("executor") or {}).get("state", "success")
+            if state == "success":  # a queued or running one still shows its baseline's metrics
+                entries.extend(exp.get("revs") or [])
     for entry in entries:
         data = entry.get("data") or {}
         params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})

@@ -64,9 +64,9 @@ def evaluate_pairs(folder: Path, colorizer_path: Path, scan_model_path: Path | N
 
     from pipeline.data.imaging import DecodeError, decode_image
     from pipeline.evaluation.measures import color_metrics, colorfulness, scan_quality
-    from pipeline.inference import colorize_image, scan_image
     from pipeline.models.unet import load_colorizer
     from pipeline.models.weak_generator import load_scan_generator
+    from pipeline.page_inference import colorize_image, scan_image
     from pipeline.training.runtime import setup_runtime
 
     found = find_pairs(folder)

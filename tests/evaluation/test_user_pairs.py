@@ -14,9 +14,9 @@ from pipeline.config import ColorizerConfig, SyntheticConfig
 from pipeline.data.danbooru import image_relpath
 from pipeline.data.synthetic.dataset import generate_dataset
 from pipeline.evaluation.measures import color_metrics
-from pipeline.inference import colorize_image
 from pipeline.models.pixels import greyscale_u8
 from pipeline.models.unet import load_colorizer, publish_colorizer
+from pipeline.page_inference import colorize_image
 from pipeline.training.colorizer_step import make_state
 from pipeline.training.runtime import Runtime
 

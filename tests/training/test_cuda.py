@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from pipeline.config import ColorizerConfig, CycleGANConfig, load_params
-from pipeline.inference import colorize_image, generate_scans
+from pipeline.inference import generate_scans
 from pipeline.models.unet import load_colorizer, publish_colorizer
 from pipeline.models.weak_generator import load_scan_generator, publish_scan_generator
+from pipeline.page_inference import colorize_image
 from pipeline.training.checkpoints import Checkpointer
 from pipeline.training.colorizer_step import colorizer_step
 from pipeline.training.colorizer_step import make_state as make_colorizer_state

@@ -2,8 +2,9 @@
 colored truth (`render_page`).
 
 A page is what a colorist holds: 1000-2000 px tall, lines a few pixels wide, several
-panels. Each panel is one scene drawn at the panel's size, so its lines have a page's
-widths (4-10 px at 512 px of panel, as in the training images). Used by
+panels. Each panel is one scene drawn at the panel's size with the pen of a
+PAGE_PEN-px image, so its lines and screentone have the widths the networks trained on
+(2-5 px outlines, as in the 256-px training images) whatever the panel's size. Used by
 `onepunch synthetic-page` (a page that was never in training, for the README's
 page-resolution picture and a page-level ΔE) and by the benchmarks.
 """
@@ -16,6 +17,8 @@ from PIL import Image, ImageDraw
 from pipeline.data.synthetic.palettes import make_cast
 from pipeline.data.synthetic.rendering import render_color, render_scan
 from pipeline.data.synthetic.scenes import make_scene
+
+PAGE_PEN = 300  # lines as in a 300-px image: 2.4-5.7 px outlines
 
 
 def panel_boxes(rng: np.random.Generator, width: int, height: int) -> list[tuple[int, int, int, int]]:
@@ -53,7 +56,7 @@ def render_page(seed: int, size: tuple[int, int] = (1024, 1448), cast_seed: int 
     border = max(2, round(0.003 * max(size)))
     for box in panel_boxes(rng, width, height):
         w, h = box[2] - box[0], box[3] - box[1]
-        scene = make_scene(rng, w, h, cast)
+        scene = make_scene(rng, w, h, cast, pen_scale=PAGE_PEN * max(size) / 1448)
         scan.paste(render_scan(scene), box[:2])
         color.paste(render_color(scene, None, rng, str(rng.choice(["white", "simple", "gradient"],
                                                                    p=[0.5, 0.3, 0.2]))), box[:2])

@@ -374,11 +374,17 @@ def _ink(rng: np.random.Generator, regions: list[Region], style: str) -> None:
         region.tone = decided[key]
 
 
-def make_scene(rng: np.random.Generator, w: int, h: int, cast: tuple[CharacterLook, ...] = ()) -> Scene:
+def make_scene(rng: np.random.Generator, w: int, h: int, cast: tuple[CharacterLook, ...] = (),
+               pen_scale: float | None = None) -> Scene:
     """A random drawing for a w x h image: one or two characters (each of the `cast` with
-    chance CAST_SHARE, else a one-off from the priors), or a still life."""
+    chance CAST_SHARE, else a one-off from the priors), or a still life.
+
+    Line widths and the screentone period are fractions of `pen_scale` (default: the long
+    side): a page panel passes a fixed pen so that its lines keep a page's widths however
+    wide the panel is.
+    """
     assert w >= 1 and h >= 1
-    scale = float(max(w, h))
+    scale = float(max(w, h)) if pen_scale is None else float(pen_scale)
     pen = _widths(rng, scale)
     regions: list[Region] = []
     tags: list[str] = []
