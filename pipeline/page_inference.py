@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from pipeline.inference import ink_multiply
+from pipeline.models.pixels import to_model_input, to_uint8_image
 
 
 def working_size(width: int, height: int, work_size: int | None) -> tuple[int, int]:
@@ -110,14 +111,12 @@ def autocast(precision: str, device: torch.device):
 def _to_tensor(img: Image.Image, device: torch.device) -> torch.Tensor:
     """PIL 'L' or 'RGB' -> (1, C, H, W) float in [-1, 1], channels_last."""
     a = np.array(img, dtype=np.uint8)
-    a = a[..., None] if a.ndim == 2 else a
-    x = torch.from_numpy(a).permute(2, 0, 1)[None].float().to(device)
-    return (x / 127.5 - 1).contiguous(memory_format=torch.channels_last)
+    return to_model_input(torch.from_numpy(a[..., None] if a.ndim == 2 else a)[None], device)
 
 
 def _to_image(y: torch.Tensor) -> Image.Image:
     """(1, C, H, W) in [-1, 1] -> PIL 'L' (C = 1) or 'RGB'."""
-    a = ((y[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    a = to_uint8_image(y)[0].permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(a[..., 0], mode="L") if a.shape[-1] == 1 else Image.fromarray(a, mode="RGB")
 
 
@@ -156,8 +155,8 @@ def colorize_image(colorizer: torch.nn.Module, scangen: torch.nn.Module | None, 
     scan generator first, as in the original pipeline. ink="multiply" composes the page as a
     colorist does: the page's own line art, pixel-exact, multiplied over the predicted
     colors; "none" returns the network's color layer as it is. precision: see
-    `resolve_precision` (bf16 autocast is 1.5x faster on a CPU with AMX, within 2 grey
-    levels of fp32).
+    `resolve_precision` (bf16 autocast: 1.93 s instead of 3.23 s for a 1024x1448 page
+    on a 2-core CPU with AMX, benchmarks/bench_page.py; within 2 grey levels of fp32).
     """
     if ink not in INK_MODES:
         raise ValueError(f"ink {ink!r}: allowed values are {', '.join(INK_MODES)}")

@@ -27,14 +27,9 @@ sys.path.insert(0, str(ROOT))
 PAGE_SEED = 101
 
 
-def _row(images: list[np.ndarray]) -> np.ndarray:
-    tiles = [np.repeat(a, 3, -1) if a.shape[-1] == 1 else a for a in images]
-    pad = np.full((tiles[0].shape[0], 4, 3), 128, np.uint8)
-    return np.concatenate(sum(([t, pad] for t in tiles), [])[:-1], 1)
-
-
 def data_sample(out: Path, n: int = 6) -> None:
     from pipeline.data.shards import holdout_oracles, holdout_with_truth, load_split
+    from pipeline.evaluation.grids import image_grid
     from pipeline.models.pixels import greyscale_u8
 
     prepared = ROOT / "data/prepared"
@@ -42,14 +37,13 @@ def data_sample(out: Path, n: int = 6) -> None:
     oracle = holdout_oracles(prepared)["oracle"]
     scans = load_split(prepared, "scan", "train", mmap=True)
     idx = np.linspace(0, len(color) - 1, n).astype(int)
-    rows = [_row(list(color[idx])), _row(list(truth[idx])), _row(list(greyscale_u8(color[idx]))),
-            _row(list(oracle[idx])), _row(list(np.asarray(scans[np.arange(n) * 7])))]
-    gap = np.full((4, rows[0].shape[1], 3), 128, np.uint8)
-    Image.fromarray(np.concatenate(sum(([r, gap] for r in rows), [])[:-1], 0)).save(out)
+    rows = [color[idx], truth[idx], greyscale_u8(color[idx]), oracle[idx], np.asarray(scans[np.arange(n) * 7])]
+    image_grid(rows, scale=1).save(out)
 
 
 def scan_samples(out: Path, n: int = 6) -> None:
     from pipeline.data.shards import holdout_with_truth
+    from pipeline.evaluation.grids import image_grid
     from pipeline.inference import generate_scans
     from pipeline.models.pixels import greyscale_u8
     from pipeline.models.weak_generator import load_scan_generator
@@ -59,13 +53,12 @@ def scan_samples(out: Path, n: int = 6) -> None:
     idx = np.linspace(0, len(color) - 1, n).astype(int)
     rt = setup_runtime("cpu")
     generated = generate_scans(load_scan_generator(ROOT / "models/scan_generator.pt", rt.device), color[idx], rt)
-    rows = [_row(list(color[idx])), _row(list(generated)), _row(list(truth[idx])), _row(list(greyscale_u8(color[idx])))]
-    gap = np.full((4, rows[0].shape[1], 3), 128, np.uint8)
-    Image.fromarray(np.concatenate(sum(([r, gap] for r in rows), [])[:-1], 0)).save(out)
+    image_grid([color[idx], generated, truth[idx], greyscale_u8(color[idx])], scale=1).save(out)
 
 
 def page_pictures(docs: Path) -> dict:
     from pipeline.data.synthetic.pages import render_page
+    from pipeline.evaluation.grids import image_grid
     from pipeline.evaluation.measures import color_metrics
     from pipeline.page_files import colorize_files
 
@@ -85,8 +78,8 @@ def page_pictures(docs: Path) -> dict:
     results["scangen"].save(docs / "page_colorized.png")
     results["greyscale"].save(docs / "page_colorized_greyscale_model.png")
     box = (520, 330, 1000, 660)  # 1:1 detail: faces and their ink
-    detail = [np.asarray(im.convert("RGB").crop(box)) for im in (scan, results["scangen"], truth)]
-    Image.fromarray(_row(detail)).save(docs / "page_detail.png")
+    detail = np.stack([np.asarray(im.convert("RGB").crop(box)) for im in (scan, results["scangen"], truth)])
+    image_grid([detail], scale=1).save(docs / "page_detail.png")
     s = np.asarray(scan)[None, ..., None]
     t = np.asarray(truth)[None]
     metrics = {name: color_metrics(np.asarray(img)[None], t, s) for name, img in results.items()}
