@@ -28,10 +28,10 @@ def _report(results) -> None:
     """One line per file; failures in red on stderr; exit code 1 if any failed."""
     failed = [r for r in results if r.error]
     for r in results:
+        if r.output is not None:  # a chapter with failed pages still has its other pages written
+            typer.echo(f"{r.source} -> {r.output}" + (f" ({r.note})" if r.note else ""))
         if r.error:
             typer.secho(f"{r.source}: {r.error}", fg=typer.colors.RED, err=True)
-        else:
-            typer.echo(f"{r.source} -> {r.output}" + (f" ({r.note})" if r.note else ""))
     typer.echo(f"{len(results) - len(failed)} written, {len(failed)} failed")
     if failed:
         raise typer.Exit(code=1)
@@ -275,8 +275,18 @@ def scan(
 
 @app.command()
 def colorize(
-    images: Annotated[list[Path], typer.Argument(help="line-art scans or colored pages, any size or mode")],
+    images: Annotated[list[Path], typer.Argument(
+        help="line-art scans or colored pages (any size or mode), folders of pages or .cbz chapters")],
     model: Annotated[Path, typer.Option(help="colorizer from `dvc repro` or `dvc pull`")] = Path("models/colorizer.pt"),
+    hints: Annotated[Optional[Path], typer.Option(
+        help="color hints for the one page given: a transparent PNG the page's size with colored dots or "
+             "strokes (a layer painted in an editor), or JSON [{\"x\": 10, \"y\": 20, \"color\": \"#rrggbb\"}] "
+             "in page pixels")] = None,
+    layers: Annotated[bool, typer.Option(
+        "--layers", help="also write NAME.color.psd: ink (multiply) over the colors, flat colors hidden below; "
+                         "opens in Krita, GIMP and Photoshop")] = False,
+    colored_pages: Annotated[str, typer.Option(
+        help="in a chapter, pages that are already colored: copy (pass them through) or colorize")] = "copy",
     scan_model: Annotated[Optional[Path], typer.Option(
         help="scan generator, for colored inputs [default: models/scan_generator.pt, if present]")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-o",
@@ -297,8 +307,10 @@ def colorize(
     """Colorize line art or manga pages. Colored inputs are first turned into scans.
 
     Pages run at their own resolution (tiled when large) and keep their own ink, pixel
-    for pixel. Each output has its input's exact size and aspect. Unreadable or too-large
-    files are reported by name and skipped; the exit code is 1 if any file failed.
+    for pixel. Each output has its input's exact size and aspect. A folder or .cbz is a
+    chapter: its pages in natural order (page2 before page10) into NAME.color/ or
+    NAME.color.cbz; an interrupted chapter resumes where it stopped. Unreadable or
+    too-large files are reported by name and skipped; the exit code is 1 if any failed.
     """
     from pipeline.page_files import colorize_files
 
@@ -316,10 +328,14 @@ def colorize(
     if scan_model is not None and not scan_model.is_file():
         _fail(f"--scan-model {scan_model}: no such file; run `dvc repro train_cyclegan` or "
               "`dvc pull models/scan_generator.pt`")
+    if colored_pages not in ("copy", "colorize"):
+        _fail(f"--colored-pages {colored_pages!r}: allowed values are copy, colorize")
+    if hints is not None and not hints.is_file():
+        _fail(f"--hints {hints}: no such file")
     try:
         results = colorize_files(images, model, scan_model or DEFAULT_SCAN_MODEL, out_dir, work_size, device,
                                  treat_as, max_pixels, scan_model_required=scan_model is not None, ink=ink,
-                                 precision=precision)
+                                 precision=precision, hints=hints, layers=layers, colored_pages=colored_pages)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     _report(results)

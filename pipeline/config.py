@@ -298,10 +298,25 @@ class ColorizerConfig(TrainingLoopConfig):
     # progressive resolution: train at these sizes in equal shares of the steps (the last
     # must be the training size: crop, or the prepared size); empty: that size throughout
     progressive_sizes: list[int] = field(default_factory=list)
+    # color hints (pipeline.models.hints): per training sample a geometric number of hints,
+    # P(k) = hints_p (1 - hints_p)^k capped at hints_max, each a square patch of side
+    # 1..hint_patch carrying the target's mean color. hints_max 0: no hint channels at all
+    # (the plain OnePunchGAN colorizer).
+    hints_p: float = 0.3
+    hints_max: int = 0
+    hint_patch: int = 5
+    # share of training hints given a random color, the target recolored to match over the
+    # hint's region: teaches obeying a hint that disagrees, inside its region only
+    hint_recolor: float = 0.0
 
     def validate(self, key: str) -> None:
         self._validate_loop(key, ("width", "groups", "disc_width"), ("lambda_l1", "lambda_fm", "g_lr_mult",
                                                                       "d_lr_mult"))
+        _check(0 < self.hints_p <= 1, f"{key}.hints_p", "a probability in (0, 1]", self.hints_p)
+        _check(0 <= self.hints_max <= 1000, f"{key}.hints_max", "an integer in [0, 1000] (0: no hints)",
+               self.hints_max)
+        _check(1 <= self.hint_patch <= 64, f"{key}.hint_patch", "an integer in [1, 64]", self.hint_patch)
+        _check(0 <= self.hint_recolor <= 1, f"{key}.hint_recolor", "a share in [0, 1]", self.hint_recolor)
         _check(UNET_LEVELS[0] <= len(self.mults) <= UNET_LEVELS[1] and all(m >= 1 for m in self.mults),
                f"{key}.mults", f"{UNET_LEVELS[0]} to {UNET_LEVELS[1]} integers >= 1", self.mults)
         _check(0 <= self.n_attention <= 2 * len(self.mults), f"{key}.n_attention",

@@ -45,11 +45,31 @@ def generate_scans(model: nn.Module, color: np.ndarray, rt: Runtime, batch: int 
 
 
 def colorize_arrays(model: nn.Module, scans: np.ndarray, rt: Runtime, batch: int = 64,
-                    ink: str = "multiply") -> np.ndarray:
+                    ink: str = "multiply", hints: np.ndarray | None = None) -> np.ndarray:
     """uint8 (N, H, W, 1) scans -> uint8 (N, H, W, 3) colorizations; ink="multiply": the
-    scans multiplied over the color layer, as `colorize_image` composes a page."""
-    colors = run_batched(model, scans, 3, rt, batch)
+    scans multiplied over the color layer, as `colorize_image` composes a page.
+
+    hints: uint8 (N, H, W, 4) hint channels (`pipeline.models.hints.encode_hints`) for a
+    colorizer trained with hints; None: no hints (a hint model then runs automatic)."""
+    colors = run_batched(model, with_hints(model, scans, hints), 3, rt, batch)
     return ink_multiply(colors, np.asarray(scans)) if ink == "multiply" else colors
+
+
+def with_hints(model: nn.Module, scans: np.ndarray, hints: np.ndarray | None) -> np.ndarray:
+    """The colorizer's input: the scans, followed by hint channels when it takes them."""
+    from pipeline.models.hints import HINT_CHANNELS, NO_COLOR, takes_hints
+
+    if not takes_hints(model):
+        if hints is not None:
+            raise ValueError("this colorizer was trained without hints (colorizer.hints_max: 0); "
+                             "colorize without hints, or train one with hints")
+        return scans
+    scans = np.asarray(scans)
+    if hints is None:
+        hints = np.zeros((*scans.shape[:3], HINT_CHANNELS), np.uint8)
+        hints[..., :3] = NO_COLOR
+    assert hints.shape[:3] == scans.shape[:3], "hints and scans differ in shape"
+    return np.concatenate([scans, hints], -1)
 
 
 def ink_multiply(color_u8: np.ndarray, ink_u8: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from pipeline.files import atomic_path, remove_leftovers
-from pipeline.page_inference import colorize_image, resolve_precision, scan_image
+from pipeline.page_inference import colorize_layers, compose, is_colored, resolve_precision, scan_image
 
 MAX_PIXELS = 200_000_000
 # Webtoon strips run 690x40000 (58:1) and longer; past 1000:1 a file is not a page.
@@ -97,28 +97,91 @@ def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | 
                    work_size: int | None = None, device: str = "auto", treat_as: str = "auto",
                    max_pixels: int = MAX_PIXELS, progress: bool = True,
                    scan_model_required: bool = False, ink: str = "multiply",
-                   precision: str = "auto") -> list[FileResult]:
+                   precision: str = "auto", hints: Path | None = None, layers: bool = False,
+                   colored_pages: str = "copy") -> list:
     """`onepunch colorize`: scans or colored pages -> NAME.color.png at the input's size,
     run at its own resolution (work_size None) with its ink multiplied over (`ink`).
+
+    A folder or `.cbz` among the inputs is a chapter (`pipeline.chapters`): its pages in
+    natural order into NAME.color/ or NAME.color.cbz, resumable; colored_pages "copy" passes
+    already-colored pages through, "colorize" runs them through the scan generator too.
+    hints: a hint file for the one page given (`pipeline.hint_files`). layers: a layered
+    NAME.color.psd beside each PNG (`pipeline.layered_file`).
 
     `scan_model_required`: the user named the scan generator, so a missing file is an
     error; otherwise (the default path) only colored inputs fail without it.
     """
+    from pipeline.chapters import chapter_output, colorize_chapter, is_chapter
     from pipeline.models.unet import load_colorizer
     from pipeline.models.weak_generator import load_scan_generator
     from pipeline.training.runtime import setup_runtime
 
+    if colored_pages not in COLORED_PAGES:
+        raise ValueError(f"colored pages {colored_pages!r}: allowed values are {', '.join(COLORED_PAGES)}")
+    chapters = [p for p in paths if is_chapter(p)]
+    if hints is not None and (len(paths) != 1 or chapters):
+        raise ValueError("--hints FILE goes with exactly one page (hints are in that page's pixels)")
+    if layers and chapters:
+        raise ValueError("--layers writes NAME.color.psd beside a page's PNG; give pages, not chapters")
     _check_out_dir(out_dir)
     rt = setup_runtime(device, autotune=False)
     resolve_precision(precision, rt.device)
     colorizer = load_colorizer(model_path, rt.device).to(memory_format=torch.channels_last)
+    if hints is not None:
+        from pipeline.models.hints import takes_hints
+
+        if not takes_hints(colorizer):
+            raise ValueError(f"{model_path} was trained without hints (colorizer.hints_max: 0); "
+                             "drop --hints or use a colorizer trained with them")
     scangen = None
     if scan_model_path is not None and (scan_model_required or Path(scan_model_path).is_file()):
         scangen = load_scan_generator(scan_model_path, rt.device)
-    return _process_files(paths, out_dir, "color",
-                          lambda img: colorize_image(colorizer, scangen, img, work_size, rt.device, treat_as, ink,
-                                                     precision),
-                          max_pixels, progress)
+
+    def layers_of(img, page_hints=None):
+        return colorize_layers(colorizer, scangen, img, work_size, rt.device, treat_as, precision, page_hints)
+
+    def convert(img):
+        page_hints = None
+        if hints is not None:
+            from pipeline.hint_files import read_hints
+
+            page_hints = read_hints(hints, img.size)
+        colors, line_art = layers_of(img, page_hints)
+        return compose(colors, line_art, ink), (colors, line_art)
+
+    def write_extra(output: Path, extra) -> None:
+        if layers:
+            from pipeline.layered_file import write_psd
+
+            write_psd(output.with_suffix(".psd"), *extra, ink_visible=ink == "multiply")
+
+    results = []
+    files = [p for p in paths if not is_chapter(p)]
+    if files:
+        results += _process_files(files, out_dir, "color", convert, max_pixels, progress, write_extra)
+    settings = {"model": _digest(model_path), "scan_model": _digest(scan_model_path) if scangen else None,
+                "work_size": work_size, "treat_as": treat_as, "ink": ink, "precision": precision}
+    for chapter in chapters:
+        results.append(colorize_chapter(
+            chapter, chapter_output(chapter, out_dir), lambda img: convert(img)[0], is_colored, settings,
+            copy_colored=colored_pages == "copy" and treat_as != "color", progress=progress,
+            max_pixels=max_pixels, max_aspect=MAX_PAGE_ASPECT))
+    return results
+
+
+COLORED_PAGES = ("copy", "colorize")
+
+
+def _digest(path: Path | None) -> str | None:
+    """What identifies a model file for resuming a chapter: its size and mtime."""
+    if path is None or not Path(path).is_file():
+        return None
+    st = Path(path).stat()
+    return f"{Path(path).resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _split(converted):
+    return converted if isinstance(converted, tuple) else (converted, None)
 
 
 def _check_out_dir(out_dir: Path | None) -> None:
@@ -127,9 +190,10 @@ def _check_out_dir(out_dir: Path | None) -> None:
 
 
 def _process_files(paths: list[Path], out_dir: Path | None, suffix: str, convert, max_pixels: int,
-                   progress: bool) -> list[FileResult]:
+                   progress: bool, write_extra=None) -> list[FileResult]:
     """Decode each file, convert it, write its planned output atomically; one result per
-    file, failures named and kept, never raised."""
+    file, failures named and kept, never raised. convert may return (image, extra), extra
+    going to write_extra(output, extra) after the image is written."""
     from tqdm import tqdm
 
     from pipeline.data.imaging import DecodeError, decode_image
@@ -145,12 +209,14 @@ def _process_files(paths: list[Path], out_dir: Path | None, suffix: str, convert
             if not path.is_file():
                 raise FileNotFoundError("no such file")
             img = decode_image(path, max_pixels=max_pixels, name=str(path), max_aspect=MAX_PAGE_ASPECT)
-            out = convert(img)
+            out, extra = _split(convert(img))
             remove_leftovers(res.output.parent, res.output.name)  # a killed earlier run's
             # zlib level 3: a 1024x1448 page encodes in 82 ms instead of 180 ms at Pillow's
             # default 6, for files 2% larger
             with atomic_path(res.output) as tmp:
                 out.save(tmp, format="PNG", compress_level=3)
+            if write_extra is not None and extra is not None:
+                write_extra(res.output, extra)
         except DecodeError as exc:
             res.output, res.error = None, f"{exc.reason}: {exc.detail}"
         except (OSError, ValueError) as exc:

@@ -146,20 +146,22 @@ INK_MODES = ("multiply", "none")
 
 
 @torch.no_grad()
-def colorize_image(colorizer: torch.nn.Module, scangen: torch.nn.Module | None, img: Image.Image,
-                   work_size: int | None, device: torch.device, treat_as: str = "auto",
-                   ink: str = "multiply", precision: str = "fp32") -> Image.Image:
-    """Scan or colored page (RGB PIL) -> colorized RGB at the same size.
+def colorize_layers(colorizer: torch.nn.Module, scangen: torch.nn.Module | None, img: Image.Image,
+                    work_size: int | None, device: torch.device, treat_as: str = "auto",
+                    precision: str = "fp32", hints: tuple[np.ndarray, np.ndarray] | None = None
+                    ) -> tuple[Image.Image, Image.Image]:
+    """Scan or colored page (RGB PIL) -> (color layer RGB, line art 'L'), both at the page's size.
 
     Runs at the page's own resolution (tiled when large). A colored input goes through the
-    scan generator first, as in the original pipeline. ink="multiply" composes the page as a
-    colorist does: the page's own line art, pixel-exact, multiplied over the predicted
-    colors; "none" returns the network's color layer as it is. precision: see
-    `resolve_precision` (bf16 autocast: 1.93 s instead of 3.23 s for a 1024x1448 page
-    on a 2-core CPU with AMX, benchmarks/bench_page.py; within 2 grey levels of fp32).
+    scan generator first, as in the original pipeline; its line art is then the generated
+    scan, else the page itself, pixel-exact. hints: (ids (H, W), colors (K, 3)) in page
+    pixels (`pipeline.hint_files.read_hints`), spread over the regions of the scan the
+    network sees. precision: see `resolve_precision` (bf16 autocast: 1.93 s instead of
+    3.23 s for a 1024x1448 page on a 2-core CPU with AMX, benchmarks/bench_page.py; within
+    2 grey levels of fp32).
     """
-    if ink not in INK_MODES:
-        raise ValueError(f"ink {ink!r}: allowed values are {', '.join(INK_MODES)}")
+    from pipeline.inference import with_hints
+
     w, h = img.size
     work = _resized(img.convert("RGB"), working_size(w, h, work_size))
     colored = treat_as == "color" or (treat_as == "auto" and is_colored(work))
@@ -171,11 +173,41 @@ def colorize_image(colorizer: torch.nn.Module, scangen: torch.nn.Module | None, 
             scan = run_tiled(scangen, _to_tensor(work, device), 1).clamp(-1, 1)
     else:
         scan = _to_tensor(work.convert("L"), device)
+    scan_u8 = to_uint8_image(scan)[0, 0].cpu().numpy()  # (h', w') what the colorizer sees
+    hint_u8 = None
+    if hints is not None:
+        from pipeline.hint_files import resize_hints
+        from pipeline.models.hints import encode_hints
+
+        ids = resize_hints(hints[0], (scan_u8.shape[1], scan_u8.shape[0]))
+        hint_u8 = encode_hints(scan_u8, ids, hints[1])[None]
+    x = with_hints(colorizer, scan_u8[None, ..., None], hint_u8)  # (1, h', w', 1 [+ 4]) uint8
+    x = to_model_input(torch.from_numpy(x), device)
     with autocast(precision, device):
-        colors = _to_image(run_tiled(colorizer, scan.contiguous(memory_format=torch.channels_last), 3))
+        colors = _to_image(run_tiled(colorizer, x, 3))
     if colors.size != (w, h):
         colors = colors.resize((w, h), Image.Resampling.BICUBIC)
+    line_art = img.convert("L") if not colored else _to_image(scan).resize((w, h), Image.Resampling.BICUBIC)
+    return colors, line_art
+
+
+def colorize_image(colorizer: torch.nn.Module, scangen: torch.nn.Module | None, img: Image.Image,
+                   work_size: int | None, device: torch.device, treat_as: str = "auto",
+                   ink: str = "multiply", precision: str = "fp32",
+                   hints: tuple[np.ndarray, np.ndarray] | None = None) -> Image.Image:
+    """Scan or colored page (RGB PIL) -> colorized RGB at the same size (`colorize_layers`).
+
+    ink="multiply" composes the page as a colorist does: the page's own line art,
+    pixel-exact, multiplied over the predicted colors; "none" returns the network's color
+    layer as it is.
+    """
+    if ink not in INK_MODES:
+        raise ValueError(f"ink {ink!r}: allowed values are {', '.join(INK_MODES)}")
+    colors, line_art = colorize_layers(colorizer, scangen, img, work_size, device, treat_as, precision, hints)
+    return compose(colors, line_art, ink)
+
+
+def compose(colors: Image.Image, line_art: Image.Image, ink: str) -> Image.Image:
     if ink == "none":
         return colors
-    line_art = img.convert("L") if not colored else _to_image(scan).resize((w, h), Image.Resampling.BICUBIC)
     return Image.fromarray(ink_multiply(np.asarray(colors), np.asarray(line_art)), mode="RGB")

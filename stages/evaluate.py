@@ -1,6 +1,6 @@
 """Stage `evaluate`: holdout metrics of the scan generator and both colorizers, and the
 evaluation grid (true scan | scan approximation | colorization | greyscale-trained
-colorization | ground truth)."""
+colorization | ground truth), and quality against the number of color hints."""
 
 import argparse
 from pathlib import Path
@@ -17,6 +17,8 @@ def main() -> None:
     ap.add_argument("--greyscale-colorizer", required=True, help="colorizer trained on greyscale(color)")
     ap.add_argument("--metrics", required=True, help="metrics JSON to write")
     ap.add_argument("--grid", required=True, help="evaluation grid PNG to write")
+    ap.add_argument("--hints-plot", required=True,
+                    help="JSON rows (hints, PSNR, ΔE, obedience) of the method's colorizer to write")
     args = ap.parse_args()
     params = stage_params()
 
@@ -28,6 +30,9 @@ def main() -> None:
                               device=params.colorizer.device, batch=params.colorizer.eval_batch)
     with atomic_path(args.grid) as tmp:
         evaluation_grid(shown).save(tmp, format="PNG")
+    rows = metrics.get("scangen", {}).pop("hint_rows", [])
+    metrics.get("greyscale", {}).pop("hint_rows", None)  # in the metrics already; the plot shows the method
+    write_json(args.hints_plot, rows)
     write_json(args.metrics, {"eval": metrics})
 
 

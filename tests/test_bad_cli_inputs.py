@@ -27,6 +27,13 @@ Kinds covered (the README's Reliability section counts them):
 22. two `onepunch colorize` processes into one folder (slow)
 23. `onepunch metadata` on a truncated .gz shard (named, good lines kept, exit 1)
 24. `colorize --ink screen` (unknown composite mode)
+25. `--hints` with a colorizer trained without hints
+26. `--hints` with two pages
+27. `--hints` naming a missing file
+28. a hint PNG of another size than the page (named, exit 1, nothing written)
+29. `--colored-pages keep` (unknown mode)
+30. a `.cbz` that is not a zip archive (named, exit 1)
+31. `--layers` with a chapter
 """
 
 import os
@@ -278,3 +285,44 @@ def test_metadata_cli_names_a_damaged_shard_and_keeps_its_good_lines(tmp_path):
     import pyarrow.parquet as pq
 
     assert 1000 < pq.read_table(out).num_rows < 2000
+
+
+def test_hint_and_chapter_options_refuse_what_cannot_work(models, tmp_path):
+    src = page(tmp_path / "p.png", size=(40, 56))
+    other = page(tmp_path / "q.png", size=(40, 56))
+    hints = tmp_path / "h.json"
+    hints.write_text('[{"x": 3, "y": 4, "color": "#ff0000"}]')
+    res = colorize(models, src, "--hints", hints)  # the fixture's colorizer has no hint channels
+    assert res.exit_code == 2 and "trained without hints" in res.output
+    res = colorize(models, src, other, "--hints", hints)
+    assert res.exit_code == 2 and "exactly one page" in res.output
+    res = colorize(models, src, "--hints", tmp_path / "missing.png")
+    assert res.exit_code == 2 and "--hints" in res.output and "missing.png: no such file" in res.output
+    res = colorize(models, src, "--colored-pages", "keep")
+    assert res.exit_code == 2 and "--colored-pages 'keep': allowed values are copy, colorize" in res.output
+    (tmp_path / "ch.cbz").write_bytes(b"PK not really a zip")
+    res = colorize(models, tmp_path / "ch.cbz")
+    assert res.exit_code == 1 and "ch.cbz: not a readable .cbz/.zip archive" in res.output
+    assert not (tmp_path / "ch.color.cbz").exists()
+    (tmp_path / "chapter").mkdir()
+    res = colorize(models, tmp_path / "chapter", "--layers")
+    assert res.exit_code == 2 and "--layers" in res.output
+    assert not list(tmp_path.glob("*.color.png"))
+
+
+def test_a_hint_png_of_another_size_fails_that_page_by_name(tmp_path):
+    import torch
+
+    from pipeline.training.colorizer_step import build_colorizer
+
+    d = tmp_path / "m"
+    publish_tiny_scan_generator(d / "scan.pt")
+    torch.manual_seed(0)
+    g, _ = build_colorizer(ColorizerConfig(width=4, mults=[1, 2], n_attention=1, groups=2, hints_max=4))
+    publish_colorizer(g, d / "color.pt", image_size=32, steps=0, variant="scangen")
+    src = page(tmp_path / "p.png", size=(40, 56))
+    Image.new("RGBA", (41, 56)).save(tmp_path / "h.png")
+    res = colorize(d, src, "--hints", tmp_path / "h.png")
+    assert res.exit_code == 1
+    assert "h.png: it is 41x56 but the page is 40x56" in res.output
+    assert not (tmp_path / "p.color.png").exists()

@@ -65,6 +65,11 @@ BAD: list[tuple[str, bytes, type[Exception], tuple[str, ...]]] = [
      ("cyclegan.crop = 128", "images.size = 64")),
     ("crop-too-small", b"colorizer:\n  crop: 8\n", ParamsError, ("colorizer.crop", "[16, 4096]")),
     ("gan-loss-unknown", b"colorizer:\n  gan_loss: wasserstein\n", ParamsError, ("colorizer.gan_loss", "hinge")),
+    # --- color hints
+    ("hints-p-zero", b"colorizer:\n  hints_p: 0\n", ParamsError, ("colorizer.hints_p", "(0, 1]")),
+    ("hints-max-negative", b"colorizer:\n  hints_max: -1\n", ParamsError, ("colorizer.hints_max", "0: no hints")),
+    ("hint-recolor-above-one", b"colorizer:\n  hint_recolor: 1.5\n", ParamsError,
+     ("colorizer.hint_recolor", "[0, 1]")),
     # --- no file
     ("missing-file", b"", FileNotFoundError, (FILE, "not found")),
 ]

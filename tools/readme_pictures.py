@@ -8,6 +8,12 @@
                            `onepunch colorize` with both colorizers, and its truth; plus
                            1:1 details of the same
   docs/page_metrics.json   PSNR / ΔE2000 / colorfulness / line fidelity of that page
+  docs/page_hints.json     a handful of color hints for that page (a dot in each of its
+                           largest regions, in the truth's color, as a colorist who knows the
+                           series would place them), `onepunch colorize --hints`'s input
+  docs/page_hinted.png     the page colorized with them, beside the hints and the page
+                           without them
+  docs/hints_plot.png      ΔE2000 and PSNR against the number of hints (eval/hints.json)
 
     python tools/readme_pictures.py
 """
@@ -85,7 +91,76 @@ def page_pictures(docs: Path) -> dict:
     metrics = {name: color_metrics(np.asarray(img)[None], t, s) for name, img in results.items()}
     metrics["truth"] = {"colorfulness": color_metrics(t, t, s)["colorfulness"]}
     metrics["page"] = {"seed": PAGE_SEED, "size": list(scan.size)}
+    metrics["hinted"] = hinted_page(docs, scan, truth, results["scangen"])
     return metrics
+
+
+PAGE_HINTS = 12
+
+
+def hinted_page(docs: Path, scan: Image.Image, truth: Image.Image, automatic: Image.Image) -> dict:
+    """One dot in each of the page's PAGE_HINTS largest regions, colorized with them."""
+    from pipeline.evaluation.grids import hint_dots, image_grid
+    from pipeline.evaluation.measures import color_metrics
+    from pipeline.models.hints import regions
+    from pipeline.page_files import colorize_files
+
+    s, t = np.asarray(scan.convert("L")), np.asarray(truth.convert("RGB"))
+    labels, n = regions(s)
+    sizes = np.bincount(labels.ravel())[1:]
+    rng = np.random.default_rng(PAGE_SEED)
+    points = []
+    for region in (np.argsort(-sizes)[:PAGE_HINTS] + 1).tolist():
+        ys, xs = np.nonzero(labels == region)
+        k = int(rng.integers(len(ys)))
+        r, g, b = t[ys[k], xs[k]].tolist()
+        points.append({"x": int(xs[k]), "y": int(ys[k]), "color": f"#{r:02x}{g:02x}{b:02x}"})
+    hint_file = docs / "page_hints.json"
+    hint_file.write_text(json.dumps(points, indent=1) + "\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "page.png"
+        scan.save(src)
+        (res,) = colorize_files([src], ROOT / "models/colorizer.pt", None, Path(tmp), device="cpu",
+                                treat_as="scan", progress=False, hints=hint_file)
+        if res.error:
+            raise SystemExit(f"hinted page: {res.error}")
+        hinted = Image.open(res.output).convert("RGB")
+    from pipeline.hint_files import read_hints
+
+    ids, cols = read_hints(hint_file, scan.size)
+    dots = hint_dots(s[None, ..., None], [_grow(ids, 4)], [cols])[0]
+    image_grid([np.stack([np.asarray(automatic), dots, np.asarray(hinted), t])], scale=1).save(
+        docs / "page_hinted.png")
+    return {"hints": len(points), **color_metrics(np.asarray(hinted)[None], t[None], s[None, ..., None])}
+
+
+def _grow(ids: np.ndarray, r: int) -> np.ndarray:
+    """Hint dots drawn larger, to be seen on a 1024-px page in the README."""
+    from scipy import ndimage
+
+    return ndimage.grey_dilation(ids + 1, size=(2 * r + 1, 2 * r + 1)) - 1
+
+
+def hints_plot(out: Path) -> None:
+    """ΔE2000 and PSNR against the number of hints, from the evaluate stage's eval/hints.json."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = json.loads((ROOT / "eval/hints.json").read_text())
+    n = [r["hints"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2), dpi=110)
+    a.plot(n, [r["delta_e"] for r in rows], "o-", color="#c0392b")
+    a.set(xscale="symlog", xlabel="hints per 256-px image", ylabel="ΔE2000 (lower is better)")
+    b.plot(n, [r["psnr"] for r in rows], "o-", color="#2c7fb8")
+    b.set(xscale="symlog", xlabel="hints per 256-px image", ylabel="PSNR dB (higher is better)")
+    for ax in (a, b):
+        ax.set_xticks(n, [str(v) for v in n])
+        ax.grid(alpha=0.3)
+    fig.suptitle("Generated-scan colorizer on the synthetic holdout, hints sampled from the truth", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out)
 
 
 def main() -> None:
@@ -94,6 +169,7 @@ def main() -> None:
     data_sample(docs / "data_sample.png")
     scan_samples(docs / "scan_samples.png")
     metrics = page_pictures(docs)
+    hints_plot(docs / "hints_plot.png")
     (docs / "page_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(json.dumps(metrics, indent=2))
 

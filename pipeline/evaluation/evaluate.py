@@ -10,6 +10,9 @@ input scan's line pixels that are still dark in the output.
 On real data (no true scans) only the second is possible: colorize(scangen(color)) against
 the color image is the cycle error, with colorfulness and line fidelity beside it.
 
+A colorizer trained with hints is measured with none (the rows above: the automatic
+OnePunchGAN colorizer) and against the number of hints (`pipeline.evaluation.hint_sweep`).
+
 The thesis test: the method is worth its complexity only if the generated-scan colorizer
 beats the greyscale-trained one on true scans.
 
@@ -27,13 +30,20 @@ import numpy as np
 
 from pipeline.evaluation.measures import color_metrics, colorfulness
 
+HINT_SHOWN = 10  # the hint count whose colorizations the evaluation grid shows
+
 
 def evaluate(prepared: Path, scan_model: Path, colorizers: dict[str, Path], device: str = "auto",
-             batch: int = 64) -> tuple[dict, dict[str, np.ndarray]]:
-    """Metrics for every colorizer, plus the arrays the evaluation grid shows."""
+             batch: int = 64, hint_sweep_for: tuple[str, ...] = ("scangen",)) -> tuple[dict, dict[str, np.ndarray]]:
+    """Metrics for every colorizer, plus the arrays the evaluation grid shows; the hint sweep
+    for the colorizers named in hint_sweep_for that take hints (the method's, by default:
+    the sweep runs the network nine times over the holdout)."""
     from pipeline.data.shards import holdout_oracles, holdout_with_truth
+    from pipeline.evaluation.grids import hint_dots
+    from pipeline.evaluation.hint_sweep import bleed, hint_sweep
     from pipeline.evaluation.measures import scan_quality
     from pipeline.inference import colorize_arrays, generate_scans, ink_multiply
+    from pipeline.models.hints import takes_hints
     from pipeline.models.unet import load_colorizer
     from pipeline.models.weak_generator import load_scan_generator
     from pipeline.training.runtime import setup_runtime
@@ -61,6 +71,15 @@ def evaluate(prepared: Path, scan_model: Path, colorizers: dict[str, Path], devi
             metrics[name]["true_scan"] = color_metrics(on_true, color, truth)
             metrics[name]["color_layer"] = color_metrics(layer, color, truth)  # before the ink goes over
             shown[f"colorized_{name}"] = on_true
+            if takes_hints(model) and name in hint_sweep_for:
+                rows, by_count = hint_sweep(model, truth, color, rt, batch)
+                metrics[name]["hints"] = {f"n{r['hints']}": {k: v for k, v in r.items() if k != "hints"}
+                                          for r in rows}
+                metrics[name]["hints"]["bleed"] = bleed(model, truth, color, rt, batch)
+                metrics[name]["hint_rows"] = rows  # the DVC plot's data (popped by the stage)
+                shown[f"hinted_{name}"] = by_count[HINT_SHOWN]
+                ids, cols = zip(*by_count[f"hints_{HINT_SHOWN}"])
+                shown["hints_given"] = hint_dots(truth, list(ids), list(cols))
         else:
             shown[f"colorized_{name}"] = on_approx
     if truth is None:

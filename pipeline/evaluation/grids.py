@@ -40,13 +40,32 @@ def colorizer_sample_grid(g: nn.Module, scans: np.ndarray, colors: np.ndarray, r
     return image_grid([scans, colorize_arrays(g, scans, rt), colors], scale=2)
 
 
-EVALUATION_ROWS = ("true_scan", "scan_approximation", "colorized_scangen", "colorized_greyscale", "ground_truth")
+EVALUATION_ROWS = ("true_scan", "scan_approximation", "colorized_scangen", "colorized_greyscale", "hints_given",
+                   "hinted_scangen", "ground_truth")
 
 
 def evaluation_grid(shown: dict[str, np.ndarray], n: int = 8):
     """One column per holdout image (n spread over the holdout); rows: true scan, scan
-    approximation, colorization (generated-scan model), colorization (greyscale model),
-    ground truth — those present in `shown`."""
+    approximation, colorization (generated-scan model), colorization (greyscale model), the
+    hints given (dots on the scan) and the colorization with them, ground truth — those
+    present in `shown`. Images of 256 px and more are shown 1:1, smaller ones enlarged."""
     total = len(shown["ground_truth"])
     idx = np.linspace(0, total - 1, min(n, total)).astype(int)
-    return image_grid([shown[key][idx] for key in EVALUATION_ROWS if key in shown], scale=3)
+    side = shown["ground_truth"].shape[1]
+    return image_grid([shown[key][idx] for key in EVALUATION_ROWS if key in shown],
+                      scale=max(1, min(3, 256 // side)))
+
+
+def hint_dots(scans: np.ndarray, hint_ids: list[np.ndarray], colors: list[np.ndarray]) -> np.ndarray:
+    """uint8 (N, H, W, 3): the scans with each hint drawn as a dot in its color, ringed in
+    black so a white or pale hint shows too."""
+    from scipy import ndimage
+
+    out = np.repeat(np.asarray(scans), 3, -1)
+    for img, ids, cols in zip(out, hint_ids, colors):
+        dots = ndimage.grey_dilation(ids + 1, size=(5, 5)) - 1  # hint k (or -1) over a 5x5 dot
+        ring = ndimage.binary_dilation(dots >= 0, iterations=1) & ~ndimage.binary_erosion(dots >= 0)
+        img[ring] = 0
+        inner = ndimage.binary_erosion(dots >= 0)
+        img[inner] = cols[dots[inner]]
+    return out

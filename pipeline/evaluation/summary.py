@@ -57,14 +57,28 @@ def summary_table(ev: dict) -> str:
             out.append(f"{label:<40}" + "".join(f"{row[k]:>12{fmt}}" for k, _, fmt in _COLOR_COLUMNS))
     if truth is not None:
         out.append(f"{'ground truth':<40}" + " " * 36 + f"{truth:>12.1f}")
+    hints = ev.get("scangen", {}).get("hints")
+    if hints:
+        out += ["", f"{'color hints (generated-scan colorizer)':<40}{'PSNR dB ↑':>12}{'ΔE2000 ↓':>12}"
+                    f"{'colorful':>12}{'obeyed ΔE ↓':>14}"]
+        for key in sorted((k for k in hints if k.startswith("n")), key=lambda k: int(k[1:])):
+            row = hints[key]
+            obey = f"{row['obedience_delta_e']:>14.2f}" if "obedience_delta_e" in row else f"{'':>14}"
+            out.append(f"  {key[1:] + ' hints':<38}{row['psnr']:>12.2f}{row['delta_e']:>12.2f}"
+                       f"{row['colorfulness']:>12.1f}{obey}")
+        b = hints.get("bleed", {})
+        if "ring_delta_e" in b:
+            obeyed = f", ends ΔE {b['obedience_delta_e']:.2f} from it" if "obedience_delta_e" in b else ""
+            out.append(f"  a contrary hint: its region moves ΔE {b['inside_delta_e']:.1f}{obeyed}; "
+                       f"the next region {b['ring_delta_e']:.2f}")
     thesis = ev.get("thesis")
     out.append("")
     if thesis:
         verdict = "wins" if thesis["generated_scans_win"] else "does not win"
         gain = thesis["delta_e_gain"]
-        out.append(f"Thesis test: the generated-scan colorizer {verdict} on true scans "
-                   f"(PSNR {thesis['psnr_gain_db']:+.2f} dB, ΔE {'lower' if gain >= 0 else 'higher'} "
-                   f"by {abs(gain):.2f}).")
+        out.append(f"Thesis test (true scans): the generated-scan model {verdict}: "
+                   f"PSNR {thesis['psnr_gain_db']:+.2f} dB, ΔE {'lower' if gain >= 0 else 'higher'} "
+                   f"by {abs(gain):.2f}.")
         out.append("One run on one machine: compare seeds (`dvc exp run -S seed=N`) before trusting a margin.")
     else:
         out.append("No true scans in this data (real pages): the rows above are colorize(scangen(color)).")

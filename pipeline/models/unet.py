@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pipeline.models.hints import HINT_CHANNELS
 from pipeline.models.layers import (
     ConvNormAct,
     ImageGenerator,
@@ -60,7 +61,7 @@ class UNetConfig:
     side is a slot for one self-attention layer: 2 * len(mults) slots in all.
     """
 
-    in_channels: int = 1  # the scan
+    in_channels: int = 1  # the scan (1), or the scan + hint channels (1 + 4, pipeline.models.hints)
     out_channels: int = 3  # RGB
     width: int = 16  # channels at full resolution (pix2pix: 64)
     mults: tuple[int, ...] = (1, 2, 4, 8)  # channel multiplier per level; len(mults) - 1 downsamplings
@@ -73,7 +74,8 @@ class UNetConfig:
     blocks_per_level: int = 1  # ResidualBlocks per encoder/decoder side of each level
     # Output = the scan repeated to grey RGB + a learned residual (final conv zero-initialised),
     # as in the CycleGAN generators: the net starts as the plain grey conversion and only has
-    # to learn the colors. On CPU budgets of ~1k steps this is the difference between
+    # to learn the colors (with hint channels, in_channels 1 + 4: the hint colors where they
+    # spread, the grey scan elsewhere). On CPU budgets of ~1k steps this is the difference between
     # colored outputs and still-learning-to-copy-the-lines outputs.
     input_skip: bool = True
 
@@ -94,8 +96,9 @@ class UNetConfig:
         require(is_int(self.blocks_per_level) and self.blocks_per_level >= 0, "UNetConfig.blocks_per_level",
                  "an integer >= 0", self.blocks_per_level)
         require(type(self.input_skip) is bool, "UNetConfig.input_skip", "a bool", self.input_skip)
-        require(not self.input_skip or self.in_channels in (1, self.out_channels), "UNetConfig.input_skip",
-                 "False unless in_channels is 1 (repeated) or equals out_channels", self.input_skip)
+        require(not self.input_skip or self.in_channels in (1, 1 + HINT_CHANNELS, self.out_channels),
+                "UNetConfig.input_skip", "False unless in_channels is 1 (the scan, repeated), 1 + 4 (scan and "
+                "hints) or equals out_channels", self.input_skip)
 
     @property
     def n_levels(self) -> int:
@@ -130,7 +133,7 @@ class AttentionUNet(ImageGenerator):
     - attention: SimpleSelfAttention (γ = 0 at init: the identity) in the slots given by
       `UNetConfig.attention_slots()`, nn.Identity elsewhere.
 
-    Input: (B, in_channels, H, W) scan in [-1, 1], any H, W (replicate-padded to a multiple
+    Input: (B, in_channels, H, W) scan in [-1, 1] (then the hint channels, if any), any H, W (replicate-padded to a multiple
     of 2**(len(mults) - 1) and cropped back). Output: (B, out_channels, H, W) in [-1, 1]:
     hardtanh(scan repeated to RGB + residual) with `input_skip` (exactly the grey scan at
     init, the final conv being zero), else tanh(residual).
@@ -186,9 +189,16 @@ class AttentionUNet(ImageGenerator):
         return {**dataclasses.asdict(self.config), "mults": list(self.config.mults)}
 
     def _skip(self, x: torch.Tensor) -> torch.Tensor:
-        if self.config.in_channels == 1:
-            return x.expand(-1, self.config.out_channels, -1, -1)  # grey scan as RGB: (B, C_out, H, W)
-        return x
+        if self.config.in_channels == self.config.out_channels:
+            return x
+        grey = x[:, :1].expand(-1, self.config.out_channels, -1, -1)  # the scan as grey RGB: (B, C_out, H, W)
+        if self.config.in_channels == 1 + HINT_CHANNELS and self.config.out_channels == 3:
+            # with hints: start from the hint colors where they spread (mask channel above
+            # its "none" value, -1 in model space), so a hint is obeyed from the first step
+            # and the network learns the shading over it
+            painted = x[:, 1 + 3:1 + 4] > -0.5  # (B, 1, H, W)
+            return torch.where(painted, x[:, 1:1 + 3], grey)
+        return grey
 
     def _net(self, x: torch.Tensor) -> torch.Tensor:  # H', W': multiples of 2**(L-1)
         x = self.stem(x)  # (B, dims[0], H', W')
@@ -222,10 +232,13 @@ MODEL_VERSION = 1
 
 
 def publish_colorizer(g: nn.Module, path: str | Path, image_size: int, steps: int, variant: str) -> None:
+    from pipeline.models.hints import takes_hints
     from pipeline.models.model_file import publish_model
 
+    described = ("1-channel scan in [-1, 1] + 4 hint channels (pipeline.models.hints)" if takes_hints(g)
+                 else "1-channel scan in [-1, 1]")
     publish_model(g, path, MODEL_FORMAT, MODEL_VERSION, image_size=image_size, trained_steps=steps,
-                  variant=variant, input="1-channel scan in [-1, 1]", output="RGB in [-1, 1]")
+                  variant=variant, input=described, output="RGB in [-1, 1]")
 
 
 def load_colorizer(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:

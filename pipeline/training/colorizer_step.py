@@ -1,7 +1,9 @@
 """The pix2pix-style cGAN training step of the `train_colorizer` stage (Isola et al. 2017):
 an LSGAN or hinge adversarial loss + λ·L1 (+ pix2pixHD feature matching), the
 discriminator conditional on the scan by default and optionally spectrally normalised;
-and the state it runs on.
+and the state it runs on. With `hints_max` > 0 the generator also sees color hints sampled
+from the target (`pipeline.models.hints`); the discriminator judges the colors against the
+scan alone.
 The `greyscale` variant (the thesis test's baseline) trains on greyscale(color) scans.
 """
 
@@ -15,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.config import ColorizerConfig
-from pipeline.models.pixels import to_model_input
+from pipeline.models.hints import HINT_CHANNELS, HintSampler
+from pipeline.models.pixels import to_model_input, to_uint8_image
 from pipeline.training.augment import RandomAffine
 from pipeline.training.losses import d_loss, feature_matching_loss, g_adv_loss
 from pipeline.training.optim import adam, linear_decay
@@ -30,7 +33,8 @@ def build_colorizer(cfg: ColorizerConfig) -> tuple[nn.Module, nn.Module]:
     from pipeline.models.patch_discriminator import DiscriminatorConfig, PatchDiscriminator
     from pipeline.models.unet import AttentionUNet, UNetConfig
 
-    g = AttentionUNet(UNetConfig(in_channels=1, out_channels=3, width=cfg.width, mults=tuple(cfg.mults),
+    g = AttentionUNet(UNetConfig(in_channels=1 + (HINT_CHANNELS if cfg.hints_max else 0), out_channels=3,
+                                 width=cfg.width, mults=tuple(cfg.mults),
                                  n_attention=cfg.n_attention, groups=cfg.groups, input_skip=cfg.input_skip))
     d = PatchDiscriminator(DiscriminatorConfig(in_channels=4 if cfg.conditional else 3, width=cfg.disc_width,
                                                attention=cfg.disc_attention, groups=cfg.groups,
@@ -53,7 +57,10 @@ def make_state(cfg: ColorizerConfig, lr: float, rt: Runtime, scans: np.ndarray, 
         schedulers={"G": torch.optim.lr_scheduler.LambdaLR(opt_g, decay),
                     "D": torch.optim.lr_scheduler.LambdaLR(opt_d, decay)},
         stateful={"pairs": PairSampler(scans, colors, cfg.batch_size, seed + 1, rt.rank, rt.world_size, cfg.crop),
-                  "augment": RandomAffine(cfg.flip, cfg.rotate_deg, cfg.shift, seed + 2 + 1000 * rt.rank)},
+                  "augment": RandomAffine(cfg.flip, cfg.rotate_deg, cfg.shift, seed + 2 + 1000 * rt.rank),
+                  **({"hints": HintSampler(seed + 3 + 1000 * rt.rank, cfg.hints_p, cfg.hints_max, cfg.hint_patch,
+                                           cfg.hint_recolor)}
+                     if cfg.hints_max else {})},
     )
 
 
@@ -76,13 +83,19 @@ def colorizer_step(state: TrainState, cfg: ColorizerConfig, rt: Runtime) -> dict
     if size != pair.shape[-1]:
         pair = F.interpolate(pair, size=(size, size), mode="area").contiguous(memory_format=fmt)
     scan, color = pair[:, :1], pair[:, 1:]
+    g_input = scan
+    if "hints" in state.stateful:  # sampled from the augmented target, spread over the scan's regions
+        hints, target = state.stateful["hints"](_as_u8(scan), color_u8 := _as_u8(color))
+        g_input = torch.cat([scan, to_model_input(torch.from_numpy(hints), rt.device, fmt)], 1)
+        if target is not color_u8:  # recolored hints: the target follows them
+            color = to_model_input(torch.from_numpy(target), rt.device, fmt)
 
     def d_input(img: torch.Tensor) -> torch.Tensor:
         return torch.cat([scan, img], 1) if cfg.conditional else img
 
     # --- discriminator: real pairs vs generated pairs, one batched forward
     with rt.autocast():
-        fake = g(scan)  # (B, 3, H, W)
+        fake = g(g_input)  # (B, 3, H, W)
     opt_d.zero_grad(set_to_none=True)
     with rt.autocast():
         b = scan.shape[0]
@@ -113,6 +126,11 @@ def colorizer_step(state: TrainState, cfg: ColorizerConfig, rt: Runtime) -> dict
     d.requires_grad_(True)
     return {"loss/G_adv": loss_adv.item(), "loss/L1": loss_l1.item(), "loss/D": loss_d.item(),
             **{k: v.item() for k, v in losses.items()}, "size": float(size)}
+
+
+def _as_u8(x: torch.Tensor) -> np.ndarray:
+    """(B, C, H, W) in [-1, 1] -> uint8 (B, H, W, C) on the CPU."""
+    return to_uint8_image(x).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _d_core(d: nn.Module) -> nn.Module:

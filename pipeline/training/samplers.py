@@ -57,9 +57,6 @@ class BatchSampler:
         order = np.argsort(idx, kind="stable")
         return idx[order], corners[order]
 
-    def next_indices(self) -> np.ndarray:
-        return self.draw()[0]
-
     def cut(self, batch: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """The crop windows of a (B, H, W, C) batch at `offsets` (the batch itself without crop)."""
         if not self.crop:

@@ -33,7 +33,25 @@ def test_table_holds_the_results_and_baselines_in_100_columns():
     assert "16.06" in text and "11.47" in text  # scan generator vs. greyscale PSNR
     assert "13.74" in text and "10.94" in text and "59.7" in text
     assert "oracle: material means (ceiling)" in text and "10.84" in text and "11.81" in text
-    assert "colorizer wins on true scans (PSNR +2.80 dB, ΔE lower by 1.94)" in text
+    assert "model wins: PSNR +2.80 dB, ΔE lower by 1.94" in text
+
+
+def test_a_losing_thesis_and_the_hint_rows_fit_too():
+    ev = evaluation(True)
+    ev["thesis"] = {"psnr_gain_db": -12.7734, "delta_e_gain": -10.0245, "generated_scans_win": False}
+    ev["scangen"]["hints"] = {
+        "n0": {"psnr": 15.5, "delta_e": 10.7, "colorfulness": 14.9},
+        "n10": {"psnr": 16.3, "delta_e": 9.1, "colorfulness": 26.5, "obedience_delta_e": 0.96},
+        "n2": {"psnr": 15.9, "delta_e": 10.2, "colorfulness": 21.7, "obedience_delta_e": 4.09},
+        "bleed": {"ring_delta_e": 4.137, "inside_delta_e": 36.44, "obedience_delta_e": 1.697},
+    }
+    text = summary_table(ev)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "does not win: PSNR -12.77 dB, ΔE higher by 10.02" in text
+    lines = text.splitlines()
+    rows = [line for line in lines if line.strip().split(" ")[0].isdigit() and "hints" in line]
+    assert [r.split()[0] for r in rows] == ["0", "2", "10"]  # in count order
+    assert "0.96" in rows[2] and "moves ΔE 36.4, ends ΔE 1.70 from it; the next region 4.14" in text
 
 
 def test_real_data_without_true_scans():

@@ -150,7 +150,7 @@ def test_sampler_pool_and_augment_resume_exactly():
     # ranks split one global batch
     r0, r1 = BatchSampler(arr, 2, 3, rank=0, world_size=2), BatchSampler(arr, 2, 3, rank=1, world_size=2)
     whole = BatchSampler(arr, 4, 3)
-    assert sorted(np.concatenate([r0.next_indices(), r1.next_indices()])) == sorted(whole.next_indices())
+    assert sorted(np.concatenate([r0.draw()[0], r1.draw()[0]])) == sorted(whole.draw()[0])
 
     pool = ImagePool(3, seed=1)
     imgs = [torch.full((2, 1, 2, 2), float(i)) for i in range(5)]

@@ -1,0 +1,231 @@
+"""Whole chapters for `onepunch colorize`: a folder of pages or a `.cbz` archive in, the
+same pages in the same order out (a folder, or a `.cbz` for a `.cbz`).
+
+- Pages are taken in natural order (`page2` before `page10`), nested folders included;
+  archive junk (non-images, `__MACOSX/`, hidden files) is skipped and counted.
+- Output pages are named `NNNN-<stem>.png` (NNNN: the page's place), so every reader shows
+  them in the chapter's order whatever it sorts by.
+- Pages that are already colored are copied through as they are, unless asked otherwise.
+- Resumable: each finished page is written atomically into the chapter's work folder (the
+  output folder itself, or `.NAME.cbz.partial/` beside a `.cbz`) with a manifest of the
+  settings; a re-run with the same settings skips finished pages, one with other settings
+  starts over. The `.cbz` appears, whole, only when every page is done.
+- An unreadable page is named and skipped; the rest finish (and are packed) and the
+  result says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+ARCHIVE_SUFFIXES = (".cbz", ".zip")
+MANIFEST = ".onepunch-chapter.json"
+MAX_ENTRY_BYTES = 512 * 1024 * 1024  # one page inside an archive; larger is refused, not read
+
+
+def natural_key(text: str) -> list:
+    """'page10' after 'page2': digit runs compare as numbers, the rest case-insensitively."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", text) if t]
+
+
+def is_chapter(path: Path) -> bool:
+    return path.is_dir() or (path.is_file() and path.suffix.lower() in ARCHIVE_SUFFIXES)
+
+
+def _is_junk(rel: PurePosixPath) -> bool:
+    return any(part.startswith(".") or part == "__MACOSX" for part in rel.parts)
+
+
+@dataclass
+class Page:
+    name: str  # path inside the chapter, '/'-separated
+    read: Callable[[], bytes]
+
+
+def list_pages(chapter: Path) -> tuple[list[Page], list[str]]:
+    """(pages in natural order, skipped entries) of a folder or an archive."""
+    skipped: list[str] = []
+    pages: list[Page] = []
+    if chapter.is_dir():
+        for p in chapter.rglob("*"):
+            rel = PurePosixPath(p.relative_to(chapter).as_posix())
+            if p.is_dir() or rel.name == MANIFEST:
+                continue
+            if _is_junk(rel) or p.suffix.lower() not in IMAGE_SUFFIXES:
+                skipped.append(str(rel))
+                continue
+            pages.append(Page(str(rel), p.read_bytes))
+    else:
+        try:
+            archive = zipfile.ZipFile(chapter)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise ValueError(f"{chapter}: not a readable .cbz/.zip archive ({exc})") from None
+        for info in archive.infolist():
+            rel = PurePosixPath(info.filename)
+            if info.is_dir():
+                continue
+            if _is_junk(rel) or rel.suffix.lower() not in IMAGE_SUFFIXES:
+                skipped.append(info.filename)
+                continue
+            pages.append(Page(info.filename, _entry_reader(archive, info)))
+    pages.sort(key=lambda pg: natural_key(pg.name))
+    return pages, sorted(skipped, key=natural_key)
+
+
+def _entry_reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], bytes]:
+    def read() -> bytes:
+        if info.file_size > MAX_ENTRY_BYTES:
+            raise ValueError(f"{info.file_size} bytes uncompressed, more than a page may be ({MAX_ENTRY_BYTES})")
+        with archive.open(info) as f:
+            return f.read(MAX_ENTRY_BYTES + 1)
+    return read
+
+
+def chapter_output(chapter: Path, out_dir: Path | None) -> Path:
+    """NAME.color/ for a folder, NAME.color.cbz for an archive; beside it or in out_dir."""
+    folder = out_dir if out_dir is not None else chapter.parent
+    if chapter.is_dir():
+        return folder / f"{chapter.name}.color"
+    return folder / f"{chapter.stem}.color.cbz"
+
+
+@dataclass
+class ChapterResult:
+    source: Path
+    output: Path | None = None
+    done: list[str] = field(default_factory=list)  # pages colorized this run
+    resumed: list[str] = field(default_factory=list)  # pages finished by an earlier run
+    copied: list[str] = field(default_factory=list)  # already colored, passed through
+    failed: dict[str, str] = field(default_factory=dict)  # page -> why
+    skipped: list[str] = field(default_factory=list)  # not pages (junk, non-images)
+    error: str | None = None  # what failed (failed pages, or the chapter as a whole)
+    seconds: float = 0.0
+
+    @property
+    def note(self) -> str:
+        parts = [f"{len(self.done)} colorized"]
+        if self.copied:
+            parts.append(f"{len(self.copied)} already colored, copied")
+        if self.resumed:
+            parts.append(f"{len(self.resumed)} finished earlier")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} non-page entries skipped")
+        pages = len(self.done) + len(self.copied)
+        if self.seconds and pages:
+            parts.append(f"{pages / self.seconds:.2f} pages/s")
+        return ", ".join(parts)
+
+
+def output_name(index: int, total: int, page: str, suffix: str = ".png") -> str:
+    digits = max(4, len(str(total)))
+    return f"{index + 1:0{digits}d}-{PurePosixPath(page).stem}{suffix}"
+
+
+def settings_key(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def colorize_chapter(chapter: Path, output: Path, convert, is_colored_page, settings: dict,
+                     copy_colored: bool = True, progress: bool = True, max_pixels: int = 200_000_000,
+                     max_aspect: float = 1000) -> ChapterResult:
+    """Colorize every page of a chapter into `output` (folder, or .cbz), resumably.
+
+    convert: PIL RGB page -> PIL image to save; is_colored_page: PIL -> bool.
+    """
+    from tqdm import tqdm
+
+    from pipeline.data.imaging import DecodeError, decode_image
+    from pipeline.files import atomic_path, remove_leftovers, write_json
+
+    t0 = time.perf_counter()
+    res = ChapterResult(chapter, output)
+    try:
+        pages, res.skipped = list_pages(chapter)
+    except ValueError as exc:
+        res.output, res.error = None, str(exc)
+        return res
+    if not pages:
+        res.output, res.error = None, f"no pages (images) in it; skipped {len(res.skipped)} other entries"
+        return res
+    as_cbz = output.suffix.lower() == ".cbz"
+    work = output.with_name(f".{output.name}.partial") if as_cbz else output
+    key = settings_key({**settings, "copy_colored": copy_colored, "pages": [p.name for p in pages]})
+    manifest_path = work / MANIFEST
+    manifest = _read_manifest(manifest_path)
+    if manifest.get("key") != key:  # other settings (or a first run): start over
+        for name in manifest.get("written", []):
+            if isinstance(name, str) and PurePosixPath(name).name == name and name not in ("", ".", ".."):
+                (work / name).unlink(missing_ok=True)  # only our own page files, never a path
+        manifest = {"key": key, "written": []}
+    work.mkdir(parents=True, exist_ok=True)
+    finished = set(manifest["written"])
+    bar = tqdm(list(enumerate(pages)), desc=chapter.name, unit="page", disable=not progress)
+    for i, page in bar:
+        as_png = output_name(i, len(pages), page.name)
+        as_copy = output_name(i, len(pages), page.name, PurePosixPath(page.name).suffix.lower())
+        if any(n in finished and (work / n).is_file() for n in (as_png, as_copy)):
+            res.resumed.append(page.name)
+            continue
+        try:
+            data = page.read()
+            img = decode_image(data, max_pixels=max_pixels, name=page.name, max_aspect=max_aspect)
+            if copy_colored and is_colored_page(img):
+                name = as_copy
+                with atomic_path(work / name) as tmp:
+                    tmp.write_bytes(data)
+                res.copied.append(page.name)
+            else:
+                name = as_png
+                out = convert(img)
+                remove_leftovers(work, name)
+                with atomic_path(work / name) as tmp:
+                    out.save(tmp, format="PNG", compress_level=3)
+                res.done.append(page.name)
+        except DecodeError as exc:
+            res.failed[page.name] = f"{exc.reason}: {exc.detail}"
+            continue
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            res.failed[page.name] = str(exc)
+            continue
+        manifest["written"].append(name)
+        finished.add(name)
+        write_json(manifest_path, manifest)  # after the page: a page on disk is always whole
+    bar.close()
+    if as_cbz:  # the pages that could be done, in order; a failed page is named in the result
+        _pack(work, manifest["written"], output)
+        shutil.rmtree(work)
+    if res.failed:
+        res.error = "; ".join(f"page {name}: {why}" for name, why in res.failed.items())
+    res.seconds = round(time.perf_counter() - t0, 2)
+    return res
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    ok = isinstance(data, dict) and isinstance(data.get("written"), list)
+    return data if ok else {}
+
+
+def _pack(work: Path, names: list[str], output: Path) -> None:
+    """The finished pages, in chapter order, into a .cbz written atomically (stored: PNG and
+    JPEG are compressed already)."""
+    from pipeline.files import atomic_path
+
+    with atomic_path(output) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
+            for name in sorted(names, key=natural_key):
+                z.write(work / name, arcname=name)

@@ -1,0 +1,177 @@
+"""Color hints: the colorizer's optional input channels beside the scan.
+
+User-guided colorization (Zhang et al. 2017, "Real-Time User-Guided Image Colorization with
+Learned Deep Priors"; AlacGAN, Ci et al. 2018) feeds the network sparse user colors plus a
+mask, and trains it on hints sampled from the target: a random number of points (geometric,
+so often none, sometimes many), each a small patch's mean color. One model is then
+automatic with no hints and obeys hints when given.
+
+Here each hint is also spread over the closed region of the line art it sits in, as a
+colorist's bucket fill would (the scan's non-line pixels, 4-connected; a region holding
+several hints takes, pixel by pixel, its nearest hint's color). The network then has to
+carry a color to the edge of a region, not across a page, and a hint stops at the ink that
+closes its region. Encoding, uint8 (H, W, 4) like every other network input:
+
+- channels 0-2: the spread hint color (128 where there is none: 0 in model space);
+- channel 3: 255 on the hint itself, 160 on the region it spreads over, 0 elsewhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+HINT_CHANNELS = 4
+LINE_LEVEL = 100  # scan pixels darker than this (0..255) are ink: they bound the regions
+HINT_MARK, SPREAD_MARK = 255, 160
+NO_COLOR = 128
+
+
+def regions(scan: np.ndarray) -> tuple[np.ndarray, int]:
+    """Closed regions of a uint8 (H, W) scan: labels (H, W) int32 (0 on ink), and their count."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(np.asarray(scan) >= LINE_LEVEL)
+    return labels.astype(np.int32, copy=False), int(n)
+
+
+def encode_hints(scan: np.ndarray, hint_ids: np.ndarray, colors: np.ndarray,
+                 labels: np.ndarray | None = None) -> np.ndarray:
+    """uint8 (H, W, 4) hint channels for a uint8 (H, W) scan.
+
+    hint_ids: int (H, W), the index into colors (K, 3) uint8 of the hint covering each
+    pixel, -1 where there is none. Each hint spreads over the regions its pixels touch.
+    """
+    from scipy import ndimage
+
+    h, w = hint_ids.shape
+    out = np.empty((h, w, HINT_CHANNELS), np.uint8)
+    out[..., :3] = NO_COLOR
+    out[..., 3] = 0
+    marked = hint_ids >= 0
+    if not marked.any():
+        return out
+    colors = np.asarray(colors, np.uint8).reshape(-1, 3)
+    if labels is None:
+        labels, _ = regions(scan)
+    ids_per_region: dict[int, set[int]] = {}
+    for region, hint in zip(labels[marked].tolist(), hint_ids[marked].tolist()):
+        if region:
+            ids_per_region.setdefault(region, set()).add(hint)
+    if ids_per_region:
+        objects = ndimage.find_objects(labels)
+        for region, hints in ids_per_region.items():
+            box = objects[region - 1]
+            inside = labels[box] == region
+            if len(hints) == 1:
+                nearest = np.full(inside.shape, next(iter(hints)), np.int64)
+            else:  # several hints in one region: each pixel takes its nearest hint's color
+                sub_ids = hint_ids[box]
+                seeds = inside & (sub_ids >= 0)
+                _, (iy, ix) = ndimage.distance_transform_edt(~seeds, return_indices=True)
+                nearest = sub_ids[iy, ix]
+            view = out[box]
+            view[inside, :3] = colors[nearest[inside]]
+            view[inside, 3] = SPREAD_MARK
+    out[marked, :3] = colors[hint_ids[marked]]
+    out[marked, 3] = HINT_MARK
+    return out
+
+
+def empty_hints(h: int, w: int) -> np.ndarray:
+    out = np.zeros((h, w, HINT_CHANNELS), np.uint8)
+    out[..., :3] = NO_COLOR
+    return out
+
+
+def sample_hints(rng: np.random.Generator, scan: np.ndarray, color: np.ndarray, n: int,
+                 max_patch: int) -> tuple[np.ndarray, np.ndarray]:
+    """n hints taken from a target: (hint_ids (H, W) int32, colors (n', 3) uint8).
+
+    Each hint is a square patch (side 1..max_patch, centred on a non-ink pixel drawn
+    uniformly, as a user dots inside regions) carrying the target's mean color over it.
+    n' < n only when the scan has fewer paintable pixels than hints.
+    """
+    h, w = scan.shape
+    hint_ids = np.full((h, w), -1, np.int32)
+    free = np.flatnonzero(np.asarray(scan).ravel() >= LINE_LEVEL)
+    if n <= 0 or free.size == 0:
+        return hint_ids, np.zeros((0, 3), np.uint8)
+    picks = rng.choice(free, size=min(n, free.size), replace=False)
+    sides = rng.integers(1, max_patch + 1, size=len(picks))
+    colors = np.empty((len(picks), 3), np.uint8)
+    for k, (p, side) in enumerate(zip(picks.tolist(), sides.tolist())):
+        y, x = divmod(p, w)
+        y0, x0 = max(0, y - side // 2), max(0, x - side // 2)
+        y1, x1 = min(h, y0 + side), min(w, x0 + side)
+        colors[k] = np.rint(color[y0:y1, x0:x1].reshape(-1, 3).mean(0)).astype(np.uint8)
+        hint_ids[y0:y1, x0:x1] = k
+    return hint_ids, colors
+
+
+def training_hints(rng: np.random.Generator, scans: np.ndarray, colors: np.ndarray, p: float, max_hints: int,
+                   max_patch: int, recolor: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Hint channels for a training batch: uint8 (B, H, W, 1) scans and (B, H, W, 3) targets
+    -> (uint8 (B, H, W, 4) hints, the targets they ask for). Hint counts are geometric,
+    P(k) = p (1 - p)^k capped at max_hints: a share p of the samples gets none (the
+    automatic colorizer), the mean is (1 - p) / p.
+
+    recolor: the share of hints given a random color instead of the target's, the target
+    recolored to match over the region the hint spreads over (its shading kept). Sampled
+    from the target alone, hints never disagree with it, and a network never learns what
+    a colorist's hints mostly are: a different color than it would have chosen, to be
+    obeyed inside the region and nowhere else.
+    """
+    out = np.empty((*scans.shape[:3], HINT_CHANNELS), np.uint8)
+    targets = colors
+    counts = np.minimum(rng.geometric(p, size=len(scans)) - 1, max_hints)
+    for i, k in enumerate(counts.tolist()):
+        scan = scans[i, ..., 0]
+        ids, cols = sample_hints(rng, scan, colors[i], k, max_patch)
+        flip = rng.random(len(cols)) < recolor if recolor > 0 else np.zeros(len(cols), bool)
+        if flip.any():
+            cols = cols.copy()
+            cols[flip] = rng.integers(0, 256, (int(flip.sum()), 3))
+        out[i] = encode_hints(scan, ids, cols)
+        if flip.any():
+            if targets is colors:
+                targets = np.array(colors)
+            _recolor(targets[i], out[i], cols[flip])
+    return out, targets
+
+
+def _recolor(target: np.ndarray, encoded: np.ndarray, new_colors: np.ndarray) -> None:
+    """In place: where the encoding carries one of new_colors, the target becomes that color
+    plus the target's own shading there (its deviation from its mean over the region)."""
+    painted = encoded[..., 3] >= SPREAD_MARK
+    for c in new_colors:
+        where = painted & np.all(encoded[..., :3] == c, -1)
+        if where.any():
+            region = target[where].astype(np.int16)
+            shading = region - region.mean(0).round().astype(np.int16)
+            target[where] = np.clip(c.astype(np.int16) + shading, 0, 255).astype(np.uint8)
+
+
+class HintSampler:
+    """Training hints from a checkpointed generator (exact resume)."""
+
+    def __init__(self, seed: int, p: float, max_hints: int, max_patch: int, recolor: float = 0.0):
+        self.rng = np.random.default_rng(seed)
+        self.p, self.max_hints, self.max_patch, self.recolor = p, max_hints, max_patch, recolor
+
+    def __call__(self, scans: np.ndarray, colors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(hint channels, targets) for a batch; see `training_hints`."""
+        return training_hints(self.rng, scans, colors, self.p, self.max_hints, self.max_patch, self.recolor)
+
+    def state_dict(self) -> dict:
+        return {"bit_generator": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["bit_generator"]
+
+
+def takes_hints(model) -> bool:
+    """Was this colorizer trained with hint channels? (A published model carries its config.)"""
+    core = getattr(model, "module", model)
+    core = getattr(core, "_orig_mod", core)
+    config = getattr(core, "config", None)
+    return getattr(config, "in_channels", 1) == 1 + HINT_CHANNELS
