@@ -16,7 +16,8 @@ def page(h=48, w=64):
     ink = np.full((h, w), 255, np.uint8)
     ink[:, 30:32] = 0
     ink[10:12, :] = 90
-    ink[40:, 40:] = rng.choice([255, 40], size=(h - 40, w - 40))  # screentone dots
+    ink[41::3, 41::3] = 40  # screentone: a regular dot screen
+    ink[44, 44] = ink[45, 45] = 200  # two dots of lighter ink
     colors = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
     return colors, ink
 
@@ -58,5 +59,9 @@ def test_flats_are_one_color_per_closed_region():
     flat = flats(colors, ink)
     left, right = flat[14:40, :30].reshape(-1, 3), flat[14:40, 32:40].reshape(-1, 3)
     assert len(np.unique(left, axis=0)) == 1 and len(np.unique(right, axis=0)) == 1
-    lines = ink < 100
-    assert np.array_equal(flat[lines], colors[lines])  # ink pixels keep the color layer
+    from pipeline.models.hints import regions
+
+    lines = regions(ink)[0] == 0
+    assert lines[:, 30:32].all() and not lines[45, 45]  # outlines are lines, screentone dots are not
+    assert np.array_equal(flat[lines], colors[lines])  # line pixels keep the color layer
+    assert len(np.unique(flat[41:, 41:].reshape(-1, 3), axis=0)) == 1  # the toned corner is one flat

@@ -8,9 +8,10 @@
                            `onepunch colorize` with both colorizers, and its truth; plus
                            1:1 details of the same
   docs/page_metrics.json   PSNR / ΔE2000 / colorfulness / line fidelity of that page
-  docs/page_hints.json     a handful of color hints for that page (a dot in each of its
-                           largest regions, in the truth's color, as a colorist who knows the
-                           series would place them), `onepunch colorize --hints`'s input
+  docs/page_hints.json     a handful of color hints for that page (a dot in each of its 12
+                           largest regions that are not white paper, in the truth's color, as
+                           a colorist who knows the series would place them), the input of
+                           `onepunch colorize --hints`
   docs/page_hinted.png     the page colorized with them, beside the hints and the page
                            without them
   docs/hints_plot.png      ΔE2000 and PSNR against the number of hints (eval/hints.json)
@@ -99,22 +100,34 @@ PAGE_HINTS = 12
 
 
 def hinted_page(docs: Path, scan: Image.Image, truth: Image.Image, automatic: Image.Image) -> dict:
-    """One dot in each of the page's PAGE_HINTS largest regions, colorized with them."""
+    """One dot in each of the page's PAGE_HINTS largest regions that are not white paper, at
+    the truth's color where the region is deepest, and the page colorized with them."""
     from pipeline.evaluation.grids import hint_dots, image_grid
     from pipeline.evaluation.measures import color_metrics
     from pipeline.models.hints import regions
     from pipeline.page_files import colorize_files
 
+    from scipy import ndimage
+    from skimage.color import rgb2lab
+
     s, t = np.asarray(scan.convert("L")), np.asarray(truth.convert("RGB"))
     labels, n = regions(s)
     sizes = np.bincount(labels.ravel())[1:]
-    rng = np.random.default_rng(PAGE_SEED)
+    boxes = ndimage.find_objects(labels)
     points = []
-    for region in (np.argsort(-sizes)[:PAGE_HINTS] + 1).tolist():
-        ys, xs = np.nonzero(labels == region)
-        k = int(rng.integers(len(ys)))
-        r, g, b = t[ys[k], xs[k]].tolist()
-        points.append({"x": int(xs[k]), "y": int(ys[k]), "color": f"#{r:02x}{g:02x}{b:02x}"})
+    for region in (np.argsort(-sizes) + 1).tolist():  # largest first, skipping white paper
+        box = boxes[region - 1]
+        inside = labels[box] == region
+        lab = rgb2lab(t[box][inside].reshape(-1, 1, 3)).reshape(-1, 3).mean(0)
+        if lab[0] > 92 and np.hypot(lab[1], lab[2]) < 8:
+            continue
+        depth = ndimage.distance_transform_edt(inside)  # a colorist dots well inside a region
+        y, x = np.unravel_index(int(depth.argmax()), depth.shape)
+        y, x = y + box[0].start, x + box[1].start
+        r, g, b = t[y, x].tolist()
+        points.append({"x": int(x), "y": int(y), "color": f"#{r:02x}{g:02x}{b:02x}"})
+        if len(points) == PAGE_HINTS:
+            break
     hint_file = docs / "page_hints.json"
     hint_file.write_text(json.dumps(points, indent=1) + "\n")
     with tempfile.TemporaryDirectory() as tmp:

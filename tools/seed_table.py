@@ -35,6 +35,13 @@ FIGURES = [
     ("colorfulness, greyscale-trained", ("greyscale", "true_scan", "colorfulness")),
     ("colorfulness, ground truth", ("ground_truth", "colorfulness")),
     ("oracle ΔE (ceiling)", ("oracle", "delta_e")), ("grey fill ΔE (floor)", ("grey_fill", "delta_e")),
+    # color hints, the method's colorizer (pipeline.evaluation.hint_sweep)
+    *[(f"ΔE, {n} hints", ("scangen", "hints", f"n{n}", "delta_e")) for n in (0, 1, 2, 5, 10, 20, 50)],
+    *[(f"PSNR, {n} hints", ("scangen", "hints", f"n{n}", "psnr")) for n in (0, 10, 50)],
+    ("obedience ΔE, 10 hints", ("scangen", "hints", "n10", "obedience_delta_e")),
+    ("contrary hint: obedience ΔE", ("scangen", "hints", "bleed", "obedience_delta_e")),
+    ("contrary hint: change inside ΔE", ("scangen", "hints", "bleed", "inside_delta_e")),
+    ("contrary hint: bleed next door ΔE", ("scangen", "hints", "bleed", "ring_delta_e")),
 ]
 # (label, better, worse, "lower" or "higher" is better)
 COMPARISONS = [
@@ -44,6 +51,8 @@ COMPARISONS = [
     ("colorizer ΔE: method < greyscale-trained", "colorizer ΔE, method", "colorizer ΔE, greyscale-trained", "lower"),
     ("colorizer PSNR: method > greyscale-trained", "colorizer PSNR, method", "colorizer PSNR, greyscale-trained",
      "higher"),
+    ("hints: ΔE with 10 < with none", "ΔE, 10 hints", "ΔE, 0 hints", "lower"),
+    ("hints: PSNR with 10 > with none", "PSNR, 10 hints", "PSNR, 0 hints", "higher"),
 ]
 
 

@@ -30,6 +30,18 @@ def test_regions_are_split_by_ink():
     assert labels[0, 0] != labels[0, -1]
 
 
+def test_screentone_dots_are_inside_the_region_they_tone():
+    scan = two_rooms()
+    scan[::3, 2:20:3] = 0  # a dot screen over most of the left room
+    labels, n = regions(scan)
+    assert n == 2  # the dots split nothing
+    assert labels[1, 2] == labels[0, 0] != 0  # a pixel between the dots belongs to the room
+    ids = np.full(scan.shape, -1, np.int32)
+    ids[16, 21] = 0
+    enc = encode_hints(scan, ids, np.array([[10, 200, 10]], np.uint8))
+    assert (enc[:, :23, 3] > 0).all()  # the whole toned room, dots included
+
+
 def test_a_hint_fills_its_region_and_stops_at_the_line():
     scan = two_rooms()
     ids = np.full(scan.shape, -1, np.int32)
