@@ -56,6 +56,7 @@ def main() -> None:
     from pipeline.data.synthetic.palettes import make_cast
     from pipeline.data.synthetic.rendering import render_scan
     from pipeline.data.synthetic.scenes import make_scene
+    from pipeline.models.hints import takes_hints
     from pipeline.models.unet import load_colorizer
     from pipeline.page_files import colorize_files
     from pipeline.page_inference import autocast, resolve_precision, run_tiled
@@ -79,9 +80,24 @@ def main() -> None:
                                  progress=False)
         per_page = (time.perf_counter() - t0) / args.pages
         assert all(r.error is None for r in results), [r.error for r in results]
+        hinted = None
+        if takes_hints(load_colorizer(args.model)):  # the same first page, with 12 hints and without
+            hint_file = Path(tmp) / "hints.json"
+            rng = np.random.default_rng(0)
+            hint_file.write_text(json.dumps([{"x": int(rng.integers(WIDTH)), "y": int(rng.integers(HEIGHT)),
+                                              "color": "#%06x" % int(rng.integers(1 << 24))} for _ in range(12)]))
+            t0 = time.perf_counter()
+            colorize_files(paths[:1], args.model, None, Path(tmp) / "plain", device=args.device, treat_as="scan",
+                           progress=False)
+            plain = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            (res,) = colorize_files(paths[:1], args.model, None, Path(tmp) / "hinted", device=args.device,
+                                    treat_as="scan", progress=False, hints=hint_file)
+            hinted = time.perf_counter() - t0
+            assert res.error is None, res.error
 
     model = load_colorizer(args.model, rt.device).to(memory_format=torch.channels_last)
-    x = torch.rand(1, 1, HEIGHT, WIDTH, device=rt.device).contiguous(memory_format=torch.channels_last) * 2 - 1
+    x = page_input(model, 1, rt.device)
     precision = resolve_precision("auto", rt.device)  # what colorize_files ran at
 
     def network_seconds(prec: str, reps: int = 3) -> float:
@@ -106,8 +122,10 @@ def main() -> None:
               "network_seconds": round(network, 3), "network_seconds_fp32": round(network_fp32, 3),
               "network_gflop": round(flops / 1e9, 2), "network_gflops_per_s": round(achieved, 1),
               "matmul_gflops_per_s": round(peak, 1), "fraction_of_matmul": round(achieved / peak, 3)}
+    if hinted is not None:  # one page each, model load included in both
+        result |= {"one_page_seconds": round(plain, 3), "one_page_with_12_hints_seconds": round(hinted, 3)}
     if rt.device.type == "cuda":
-        xb = torch.rand(8, 1, HEIGHT, WIDTH, device=rt.device).contiguous(memory_format=torch.channels_last)
+        xb = page_input(model, 8, rt.device)
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
             model(xb)
             torch.cuda.synchronize()
@@ -124,6 +142,21 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")
+
+
+def page_input(model, n: int, device):
+    """A random scan batch (n, 1, H, W) in [-1, 1], with empty hint channels when the model
+    takes hints (what `onepunch colorize` feeds it without --hints)."""
+    import torch
+
+    from pipeline.models.hints import takes_hints
+
+    x = torch.rand(n, 1, HEIGHT, WIDTH, device=device) * 2 - 1
+    if takes_hints(model):
+        none = torch.cat([torch.zeros(n, 3, HEIGHT, WIDTH, device=device),
+                          -torch.ones(n, 1, HEIGHT, WIDTH, device=device)], 1)
+        x = torch.cat([x, none], 1)
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 if __name__ == "__main__":

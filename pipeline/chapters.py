@@ -51,14 +51,18 @@ class Page:
     read: Callable[[], bytes]
 
 
-def list_pages(chapter: Path) -> tuple[list[Page], list[str]]:
-    """(pages in natural order, skipped entries) of a folder or an archive."""
+def list_pages(chapter: Path, exclude: Path | None = None) -> tuple[list[Page], list[str]]:
+    """(pages in natural order, skipped entries) of a folder or an archive; `exclude`: a
+    folder inside it not to read (the chapter's own output, when written into it)."""
     skipped: list[str] = []
     pages: list[Page] = []
     if chapter.is_dir():
+        excluded = exclude.resolve() if exclude is not None else None
         for p in chapter.rglob("*"):
             rel = PurePosixPath(p.relative_to(chapter).as_posix())
             if p.is_dir() or rel.name == MANIFEST:
+                continue
+            if excluded is not None and excluded in p.resolve().parents:
                 continue
             if _is_junk(rel) or p.suffix.lower() not in IMAGE_SUFFIXES:
                 skipped.append(str(rel))
@@ -138,10 +142,13 @@ def settings_key(settings: dict) -> str:
 
 def colorize_chapter(chapter: Path, output: Path, convert, is_colored_page, settings: dict,
                      copy_colored: bool = True, progress: bool = True, max_pixels: int = 200_000_000,
-                     max_aspect: float = 1000) -> ChapterResult:
+                     max_aspect: float = 1000, batch: int = 1, convert_batch=None) -> ChapterResult:
     """Colorize every page of a chapter into `output` (folder, or .cbz), resumably.
 
-    convert: PIL RGB page -> PIL image to save; is_colored_page: PIL -> bool.
+    convert: PIL RGB page -> PIL image to save; is_colored_page: PIL -> bool. With batch > 1
+    and convert_batch (list of pages -> list of images), pages go through it `batch` at a
+    time (a GPU's batching); a batch that fails is redone page by page, so the failing page
+    is the one named.
     """
     from tqdm import tqdm
 
@@ -151,7 +158,7 @@ def colorize_chapter(chapter: Path, output: Path, convert, is_colored_page, sett
     t0 = time.perf_counter()
     res = ChapterResult(chapter, output)
     try:
-        pages, res.skipped = list_pages(chapter)
+        pages, res.skipped = list_pages(chapter, exclude=output)
     except ValueError as exc:
         res.output, res.error = None, str(exc)
         return res
@@ -170,6 +177,37 @@ def colorize_chapter(chapter: Path, output: Path, convert, is_colored_page, sett
         manifest = {"key": key, "written": []}
     work.mkdir(parents=True, exist_ok=True)
     finished = set(manifest["written"])
+
+    def record(name: str) -> None:
+        manifest["written"].append(name)
+        finished.add(name)
+        write_json(manifest_path, manifest)  # after the page: a page on disk is always whole
+
+    def fail(page: Page, exc: Exception) -> None:
+        res.failed[page.name] = f"{exc.reason}: {exc.detail}" if isinstance(exc, DecodeError) else str(exc)
+
+    pending: list[tuple[Page, str, object]] = []  # decoded pages waiting for a batch
+
+    def flush() -> None:
+        outs = None
+        if len(pending) > 1 and convert_batch is not None:
+            try:
+                outs = convert_batch([img for _, _, img in pending])
+            except (OSError, ValueError, RuntimeError):
+                outs = None  # redone one by one below, naming the page that fails
+        for k, (page, name, img) in enumerate(pending):
+            try:
+                out = outs[k] if outs is not None else convert(img)
+                remove_leftovers(work, name)  # a killed earlier run's temporary file
+                with atomic_path(work / name) as tmp:
+                    out.save(tmp, format="PNG", compress_level=3)
+            except (OSError, ValueError) as exc:
+                fail(page, exc)
+                continue
+            res.done.append(page.name)
+            record(name)
+        pending.clear()
+
     bar = tqdm(list(enumerate(pages)), desc=chapter.name, unit="page", disable=not progress)
     for i, page in bar:
         as_png = output_name(i, len(pages), page.name)
@@ -181,26 +219,18 @@ def colorize_chapter(chapter: Path, output: Path, convert, is_colored_page, sett
             data = page.read()
             img = decode_image(data, max_pixels=max_pixels, name=page.name, max_aspect=max_aspect)
             if copy_colored and is_colored_page(img):
-                name = as_copy
-                with atomic_path(work / name) as tmp:
+                with atomic_path(work / as_copy) as tmp:
                     tmp.write_bytes(data)
                 res.copied.append(page.name)
-            else:
-                name = as_png
-                out = convert(img)
-                remove_leftovers(work, name)
-                with atomic_path(work / name) as tmp:
-                    out.save(tmp, format="PNG", compress_level=3)
-                res.done.append(page.name)
-        except DecodeError as exc:
-            res.failed[page.name] = f"{exc.reason}: {exc.detail}"
+                record(as_copy)
+                continue
+        except (DecodeError, OSError, ValueError, zipfile.BadZipFile) as exc:
+            fail(page, exc)
             continue
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            res.failed[page.name] = str(exc)
-            continue
-        manifest["written"].append(name)
-        finished.add(name)
-        write_json(manifest_path, manifest)  # after the page: a page on disk is always whole
+        pending.append((page, as_png, img))
+        if len(pending) >= max(1, batch):
+            flush()
+    flush()
     bar.close()
     if as_cbz:  # the pages that could be done, in order; a failed page is named in the result
         _pack(work, manifest["written"], output)

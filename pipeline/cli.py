@@ -287,6 +287,8 @@ def colorize(
                          "opens in Krita, GIMP and Photoshop")] = False,
     colored_pages: Annotated[str, typer.Option(
         help="in a chapter, pages that are already colored: copy (pass them through) or colorize")] = "copy",
+    batch: Annotated[int, typer.Option(
+        help="pages of a chapter per forward pass (same-size pages); 0: 8 on a GPU, 1 on the CPU")] = 0,
     scan_model: Annotated[Optional[Path], typer.Option(
         help="scan generator, for colored inputs [default: models/scan_generator.pt, if present]")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-o",
@@ -332,10 +334,13 @@ def colorize(
         _fail(f"--colored-pages {colored_pages!r}: allowed values are copy, colorize")
     if hints is not None and not hints.is_file():
         _fail(f"--hints {hints}: no such file")
+    if batch < 0:
+        _fail(f"--batch {batch}: must be >= 0 (0: 8 on a GPU, 1 on the CPU)")
     try:
         results = colorize_files(images, model, scan_model or DEFAULT_SCAN_MODEL, out_dir, work_size, device,
                                  treat_as, max_pixels, scan_model_required=scan_model is not None, ink=ink,
-                                 precision=precision, hints=hints, layers=layers, colored_pages=colored_pages)
+                                 precision=precision, hints=hints, layers=layers, colored_pages=colored_pages,
+                                 batch=batch)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     _report(results)

@@ -96,7 +96,7 @@ def _from_image(path: Path, page_size: tuple[int, int]) -> tuple[np.ndarray, np.
                 raise HintFileError(f"hint file {path}: no transparency ({im.mode}); paint the hints on a "
                                     "transparent layer and export that layer as PNG")
             rgba = np.asarray(im.convert("RGBA"))
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise HintFileError(f"hint file {path}: not a readable image or JSON ({exc})") from None
     marked = rgba[..., 3] >= ALPHA_LEVEL
     strokes, n = ndimage.label(marked, structure=np.ones((3, 3), bool))

@@ -16,7 +16,14 @@ from pathlib import Path
 import torch
 
 from pipeline.files import atomic_path, remove_leftovers
-from pipeline.page_inference import colorize_layers, compose, is_colored, resolve_precision, scan_image
+from pipeline.page_inference import (
+    colorize_layers,
+    colorize_layers_batch,
+    compose,
+    is_colored,
+    resolve_precision,
+    scan_image,
+)
 
 MAX_PIXELS = 200_000_000
 # Webtoon strips run 690x40000 (58:1) and longer; past 1000:1 a file is not a page.
@@ -98,7 +105,7 @@ def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | 
                    max_pixels: int = MAX_PIXELS, progress: bool = True,
                    scan_model_required: bool = False, ink: str = "multiply",
                    precision: str = "auto", hints: Path | None = None, layers: bool = False,
-                   colored_pages: str = "copy") -> list:
+                   colored_pages: str = "copy", batch: int = 0) -> list:
     """`onepunch colorize`: scans or colored pages -> NAME.color.png at the input's size,
     run at its own resolution (work_size None) with its ink multiplied over (`ink`).
 
@@ -106,7 +113,8 @@ def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | 
     natural order into NAME.color/ or NAME.color.cbz, resumable; colored_pages "copy" passes
     already-colored pages through, "colorize" runs them through the scan generator too.
     hints: a hint file for the one page given (`pipeline.hint_files`). layers: a layered
-    NAME.color.psd beside each PNG (`pipeline.layered_file`).
+    NAME.color.psd beside each PNG (`pipeline.layered_file`). batch: pages of a chapter per
+    forward pass (0: CHAPTER_BATCH_GPU on CUDA, 1 on the CPU, where batching gains nothing).
 
     `scan_model_required`: the user named the scan generator, so a missing file is an
     error; otherwise (the default path) only colored inputs fail without it.
@@ -161,12 +169,23 @@ def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | 
         results += _process_files(files, out_dir, "color", convert, max_pixels, progress, write_extra)
     settings = {"model": _digest(model_path), "scan_model": _digest(scan_model_path) if scangen else None,
                 "work_size": work_size, "treat_as": treat_as, "ink": ink, "precision": precision}
+    if batch < 0:
+        raise ValueError(f"batch {batch}: must be >= 0 (0: automatic)")
+    batch = batch or (CHAPTER_BATCH_GPU if rt.device.type == "cuda" else 1)
+
+    def convert_batch(imgs):
+        return [compose(c, a, ink) for c, a in colorize_layers_batch(colorizer, scangen, imgs, work_size, rt.device,
+                                                                       treat_as, precision)]
+
     for chapter in chapters:
         results.append(colorize_chapter(
             chapter, chapter_output(chapter, out_dir), lambda img: convert(img)[0], is_colored, settings,
             copy_colored=colored_pages == "copy" and treat_as != "color", progress=progress,
-            max_pixels=max_pixels, max_aspect=MAX_PAGE_ASPECT))
+            max_pixels=max_pixels, max_aspect=MAX_PAGE_ASPECT, batch=batch, convert_batch=convert_batch))
     return results
+
+
+CHAPTER_BATCH_GPU = 8
 
 
 COLORED_PAGES = ("copy", "colorize")

@@ -160,6 +160,39 @@ def colorize_layers(colorizer: torch.nn.Module, scangen: torch.nn.Module | None,
     3.23 s for a 1024x1448 page on a 2-core CPU with AMX, benchmarks/bench_page.py; within
     2 grey levels of fp32).
     """
+    return colorize_layers_batch(colorizer, scangen, [img], work_size, device, treat_as, precision, [hints])[0]
+
+
+@torch.no_grad()
+def colorize_layers_batch(colorizer: torch.nn.Module, scangen: torch.nn.Module | None, imgs: list[Image.Image],
+                          work_size: int | None, device: torch.device, treat_as: str = "auto",
+                          precision: str = "fp32", hints: list | None = None) -> list[tuple[Image.Image, Image.Image]]:
+    """`colorize_layers` for several pages at once: pages of one working size that run whole
+    go through the colorizer as one batch (what a GPU wants); the others one by one. Same
+    results as page by page (GroupNorm and the attention are per image)."""
+    hints = hints or [None] * len(imgs)
+    prepared = [_prepare(colorizer, scangen, img, work_size, device, treat_as, precision, h)
+                for img, h in zip(imgs, hints)]
+    colors: list[torch.Tensor | None] = [None] * len(imgs)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (x, *_) in enumerate(prepared):
+        h, w = x.shape[-2:]
+        if h * w <= WHOLE_LIMIT:
+            groups.setdefault((h, w), []).append(i)
+        else:
+            with autocast(precision, device):
+                colors[i] = run_tiled(colorizer, x, 3)
+    for idx in groups.values():
+        with autocast(precision, device):
+            out = colorizer(torch.cat([prepared[i][0] for i in idx]).contiguous(memory_format=torch.channels_last))
+        for k, i in enumerate(idx):
+            colors[i] = out[k:k + 1].float()
+    return [_finish(c, img, scan, colored) for c, img, (_, scan, colored) in zip(colors, imgs, prepared)]
+
+
+def _prepare(colorizer, scangen, img: Image.Image, work_size: int | None, device: torch.device, treat_as: str,
+             precision: str, hints) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """(the colorizer's input (1, C, h', w'), the scan it colorizes (1, 1, h', w'), colored?)"""
     from pipeline.inference import with_hints
 
     w, h = img.size
@@ -182,9 +215,13 @@ def colorize_layers(colorizer: torch.nn.Module, scangen: torch.nn.Module | None,
         ids = resize_hints(hints[0], (scan_u8.shape[1], scan_u8.shape[0]))
         hint_u8 = encode_hints(scan_u8, ids, hints[1])[None]
     x = with_hints(colorizer, scan_u8[None, ..., None], hint_u8)  # (1, h', w', 1 [+ 4]) uint8
-    x = to_model_input(torch.from_numpy(x), device)
-    with autocast(precision, device):
-        colors = _to_image(run_tiled(colorizer, x, 3))
+    return to_model_input(torch.from_numpy(x), device), scan, colored
+
+
+def _finish(colors_t: torch.Tensor, img: Image.Image, scan: torch.Tensor, colored: bool
+            ) -> tuple[Image.Image, Image.Image]:
+    w, h = img.size
+    colors = _to_image(colors_t)
     if colors.size != (w, h):
         colors = colors.resize((w, h), Image.Resampling.BICUBIC)
     line_art = img.convert("L") if not colored else _to_image(scan).resize((w, h), Image.Resampling.BICUBIC)

@@ -115,6 +115,28 @@ def test_folder_chapter_copies_colored_pages_and_names_a_bad_one(models, tmp_pat
     assert (out / "0002-p3.png").read_bytes() == (src / "p3.png").read_bytes()  # copied through, untouched
     res = colorize(models, src, "--colored-pages", "colorize")  # asked otherwise: colorized too
     assert "3 colorized" in res.output
+    res = colorize(models, src, "-o", src)  # written into the chapter itself: its output is not read as pages
+    assert "2 colorized, 1 already colored, copied" in res.output
+    assert sorted(p.name for p in (src / "ch02.color").iterdir() if p.name != MANIFEST) == files
+    res = colorize(models, src, "-o", src)
+    assert "3 finished earlier" in res.output
+
+
+def test_batched_pages_come_out_as_page_by_page(models, tmp_path):
+    src = tmp_path / "ch04"
+    src.mkdir()
+    for i in range(1, 6):  # four pages of one size, one of another: two batches and a single
+        (src / f"p{i}.png").write_bytes(png_bytes(i, size=(48, 64) if i != 3 else (40, 56)))
+    assert colorize(models, src, "-o", tmp_path / "one", "--batch", "1").exit_code == 0
+    res = colorize(models, src, "-o", tmp_path / "three", "--batch", "3")
+    assert res.exit_code == 0 and "5 colorized" in res.output
+    one = sorted((tmp_path / "one" / "ch04.color").glob("*.png"))
+    three = sorted((tmp_path / "three" / "ch04.color").glob("*.png"))
+    assert [p.name for p in one] == [p.name for p in three] and len(one) == 5
+    for a, b in zip(one, three):
+        diff = np.abs(np.asarray(Image.open(a), np.int16) - np.asarray(Image.open(b), np.int16))
+        assert diff.max() <= 1  # GroupNorm and attention are per image: batching changes nothing
+    assert colorize(models, src, "--batch", "-1").exit_code == 2
 
 
 @pytest.mark.slow

@@ -102,13 +102,13 @@ PAGE_HINTS = 12
 def hinted_page(docs: Path, scan: Image.Image, truth: Image.Image, automatic: Image.Image) -> dict:
     """One dot in each of the page's PAGE_HINTS largest regions that are not white paper, at
     the truth's color where the region is deepest, and the page colorized with them."""
+    from scipy import ndimage
+    from skimage.color import rgb2lab
+
     from pipeline.evaluation.grids import hint_dots, image_grid
     from pipeline.evaluation.measures import color_metrics
     from pipeline.models.hints import regions
     from pipeline.page_files import colorize_files
-
-    from scipy import ndimage
-    from skimage.color import rgb2lab
 
     s, t = np.asarray(scan.convert("L")), np.asarray(truth.convert("RGB"))
     labels, n = regions(s)

@@ -4,8 +4,9 @@
   multiplied over the color layer) for 0, 1, 2, 5, 10, 20 and 50 hints sampled from the
   true colors (nested: the 10 hints hold the 5), the way `pipeline.models.hints` samples
   them in training but with a fixed 3-pixel patch;
-- obedience: per hint, the ΔE2000 between its color and the mean color (CIELAB) the color
-  layer paints over the region the hint spreads over, averaged over all hints of a count;
+- obedience: per hinted region, the ΔE2000 between the mean color (CIELAB) the color layer
+  paints over it and the mean color the hints spread over it (the hint's color, or several
+  hints blended), averaged over all hinted regions of a count;
 - bleed: one hint per image in a color far from the truth (the hue opposite the region's, at
   full chroma): the ΔE2000 between the outputs with and without it, over the pixels of
   *other* regions within `BLEED_RING` pixels of the hinted one (the neighbours across its
@@ -86,25 +87,26 @@ def hint_sweep(model, scans: np.ndarray, colors: np.ndarray, rt, batch: int = 64
         m = color_metrics(composite, colors, scans)
         row = {"hints": n, "psnr": m["psnr"], "delta_e": m["delta_e"], "colorfulness": m["colorfulness"]}
         if n:
-            row["obedience_delta_e"] = round(float(np.mean(_obedience(layer, encoded, chosen))), 4)
+            row["obedience_delta_e"] = round(float(np.mean(_obedience(layer, encoded, labels))), 4)
         rows.append(row)
         shown[n] = composite
     return rows, shown
 
 
-def _obedience(layer: np.ndarray, encoded: np.ndarray, chosen) -> list[float]:
-    """ΔE between each hint's color and the layer's mean color over the pixels that carry it."""
+def _obedience(layer: np.ndarray, encoded: np.ndarray, labels: list[np.ndarray]) -> list[float]:
+    """Per hinted region: ΔE between the mean color (CIELAB) the layer paints over it and the
+    mean color the hints spread over it (one hint's color, or several blended)."""
     from pipeline.models.hints import SPREAD_MARK
 
     out = []
-    for img, enc, (_, cols) in zip(layer, encoded, chosen):
+    for img, enc, lab in zip(layer, encoded, labels):
         painted = enc[..., 3] >= SPREAD_MARK
-        lab = _lab(img)
-        for k, c in enumerate(cols):
-            where = painted & np.all(enc[..., :3] == c, -1)
-            if where.any():
-                mean = lab[where].mean(0)
-                out.append(float(_de(mean[None], _lab(c[None, None])[0])[0]))
+        if not painted.any():
+            continue
+        got, asked = _lab(img), _lab(enc[..., :3])
+        for region in np.unique(lab[painted]).tolist():
+            where = painted & (lab == region)
+            out.append(float(_de(got[where].mean(0)[None], asked[where].mean(0)[None])[0]))
     return out
 
 

@@ -8,10 +8,9 @@ automatic with no hints and obeys hints when given.
 
 Here each hint is also spread over the closed region of the line art it sits in, as a
 colorist's bucket fill would (the scan's non-line pixels, 4-connected, screentone dots
-counted as inside; a region holding
-several hints takes, pixel by pixel, its nearest hint's color). The network then has to
-carry a color to the edge of a region, not across a page, and a hint stops at the ink that
-closes its region. Encoding, uint8 (H, W, 4) like every other network input:
+counted as inside; a region holding several hints blends them, each pixel weighted by its
+inverse squared distance to each hint). The network then has to carry a color to the edge
+of a region, not across a page, and a hint stops at the ink that closes its region. Encoding, uint8 (H, W, 4) like every other network input:
 
 - channels 0-2: the spread hint color (128 where there is none: 0 in model space);
 - channel 3: 255 on the hint itself, 160 on the region it spreads over, 0 elsewhere.
@@ -76,19 +75,30 @@ def encode_hints(scan: np.ndarray, hint_ids: np.ndarray, colors: np.ndarray,
         for region, hints in ids_per_region.items():
             box = objects[region - 1]
             inside = labels[box] == region
-            if len(hints) == 1:
-                nearest = np.full(inside.shape, next(iter(hints)), np.int64)
-            else:  # several hints in one region: each pixel takes its nearest hint's color
-                sub_ids = hint_ids[box]
-                seeds = inside & (sub_ids >= 0)
-                _, (iy, ix) = ndimage.distance_transform_edt(~seeds, return_indices=True)
-                nearest = sub_ids[iy, ix]
             view = out[box]
-            view[inside, :3] = colors[nearest[inside]]
+            if len(hints) == 1:
+                view[inside, :3] = colors[next(iter(hints))]
+            else:
+                view[inside, :3] = _blend(hint_ids[box], inside, sorted(hints), colors)
             view[inside, 3] = SPREAD_MARK
     out[marked, :3] = colors[hint_ids[marked]]
     out[marked, 3] = HINT_MARK
     return out
+
+
+def _blend(sub_ids: np.ndarray, inside: np.ndarray, hints: list[int], colors: np.ndarray) -> np.ndarray:
+    """Colors (n_inside, 3) for a region holding several hints: inverse-square-distance
+    weights to each hint's centre (Shepard interpolation), so two dots in a sky give a smooth
+    gradient between their colors, not two flat halves."""
+    ys, xs = np.nonzero(inside)
+    weights = np.empty((len(ys), len(hints)), np.float64)
+    for j, k in enumerate(hints):
+        hy, hx = np.nonzero(sub_ids == k)
+        d2 = (ys - hy.mean()) ** 2 + (xs - hx.mean()) ** 2
+        weights[:, j] = 1.0 / (d2 + 1.0)
+    weights /= weights.sum(1, keepdims=True)
+    mixed = weights @ colors[hints].astype(np.float64)  # (n_inside, 3)
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
 
 
 def empty_hints(h: int, w: int) -> np.ndarray:
@@ -142,27 +152,28 @@ def training_hints(rng: np.random.Generator, scans: np.ndarray, colors: np.ndarr
         scan = scans[i, ..., 0]
         ids, cols = sample_hints(rng, scan, colors[i], k, max_patch)
         flip = rng.random(len(cols)) < recolor if recolor > 0 else np.zeros(len(cols), bool)
+        labels = regions(scan)[0] if len(cols) else None
         if flip.any():
             cols = cols.copy()
             cols[flip] = rng.integers(0, 256, (int(flip.sum()), 3))
-        out[i] = encode_hints(scan, ids, cols)
+        out[i] = encode_hints(scan, ids, cols, labels)
         if flip.any():
             if targets is colors:
                 targets = np.array(colors)
-            _recolor(targets[i], out[i], cols[flip])
+            _recolor(targets[i], out[i], labels, np.unique(labels[np.isin(ids, np.flatnonzero(flip))]))
     return out, targets
 
 
-def _recolor(target: np.ndarray, encoded: np.ndarray, new_colors: np.ndarray) -> None:
-    """In place: where the encoding carries one of new_colors, the target becomes that color
-    plus the target's own shading there (its deviation from its mean over the region)."""
-    painted = encoded[..., 3] >= SPREAD_MARK
-    for c in new_colors:
-        where = painted & np.all(encoded[..., :3] == c, -1)
-        if where.any():
-            region = target[where].astype(np.int16)
-            shading = region - region.mean(0).round().astype(np.int16)
-            target[where] = np.clip(c.astype(np.int16) + shading, 0, 255).astype(np.uint8)
+def _recolor(target: np.ndarray, encoded: np.ndarray, labels: np.ndarray, hit: np.ndarray) -> None:
+    """In place: over each region in `hit` the target becomes the hint layer's color there
+    plus the target's own shading (its deviation from its mean over the region)."""
+    for region in hit.tolist():
+        if region == 0:
+            continue
+        where = labels == region
+        base = target[where].astype(np.int16)
+        shading = base - base.mean(0).round().astype(np.int16)
+        target[where] = np.clip(encoded[where, :3].astype(np.int16) + shading, 0, 255).astype(np.uint8)
 
 
 class HintSampler:

@@ -55,14 +55,18 @@ def test_a_hint_fills_its_region_and_stops_at_the_line():
     assert (enc[:, 23:25, 3] == 0).all()
 
 
-def test_two_hints_in_one_region_split_it_by_distance():
+def test_two_hints_in_one_region_blend_smoothly_between_them():
     scan = two_rooms()
     ids = np.full(scan.shape, -1, np.int32)
     ids[16, 1] = 0
     ids[16, 21] = 1
     enc = encode_hints(scan, ids, np.array([[255, 0, 0], [0, 0, 255]], np.uint8))
-    assert (enc[16, 2, :3] == [255, 0, 0]).all()
-    assert (enc[16, 20, :3] == [0, 0, 255]).all()
+    red, blue = enc[16, :23, 0].astype(int), enc[16, :23, 2].astype(int)
+    assert red[1] == 255 and blue[21] == 255  # each hint keeps its own color
+    assert red[2] > 230 and blue[20] > 230  # next to a hint, nearly its color
+    assert abs(int(red[11]) - int(blue[11])) < 40  # halfway, an even mix
+    assert (np.diff(red[2:21]) <= 0).all() and (np.diff(blue[2:21]) >= 0).all()  # a gradient, no step
+    assert (enc[:, 25:, 3] == 0).all()  # and still nothing across the line
 
 
 def test_no_hints_is_the_empty_encoding():
