@@ -96,7 +96,8 @@ def scan_files(paths: list[Path], model_path: Path, out_dir: Path | None = None,
     rt = setup_runtime(device, autotune=False)
     resolve_precision(precision, rt.device)  # a bad value fails before any file is read
     model = load_scan_generator(model_path, rt.device).to(memory_format=torch.channels_last)
-    return _process_files(paths, out_dir, "scan", lambda img: scan_image(model, img, work_size, rt.device, precision),
+    return _process_files(paths, out_dir, "scan",
+                          lambda img: (scan_image(model, img, work_size, rt.device, precision), None),
                           MAX_PIXELS, progress)
 
 
@@ -199,10 +200,6 @@ def _digest(path: Path | None) -> str | None:
     return f"{Path(path).resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def _split(converted):
-    return converted if isinstance(converted, tuple) else (converted, None)
-
-
 def _check_out_dir(out_dir: Path | None) -> None:
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out-dir {out_dir}: is a file, not a folder")
@@ -211,8 +208,8 @@ def _check_out_dir(out_dir: Path | None) -> None:
 def _process_files(paths: list[Path], out_dir: Path | None, suffix: str, convert, max_pixels: int,
                    progress: bool, write_extra=None) -> list[FileResult]:
     """Decode each file, convert it, write its planned output atomically; one result per
-    file, failures named and kept, never raised. convert may return (image, extra), extra
-    going to write_extra(output, extra) after the image is written."""
+    file, failures named and kept, never raised. convert returns (image, extra); extra,
+    when not None, goes to write_extra(output, extra) after the image is written."""
     from tqdm import tqdm
 
     from pipeline.data.imaging import DecodeError, decode_image
@@ -228,7 +225,7 @@ def _process_files(paths: list[Path], out_dir: Path | None, suffix: str, convert
             if not path.is_file():
                 raise FileNotFoundError("no such file")
             img = decode_image(path, max_pixels=max_pixels, name=str(path), max_aspect=MAX_PAGE_ASPECT)
-            out, extra = _split(convert(img))
+            out, extra = convert(img)
             remove_leftovers(res.output.parent, res.output.name)  # a killed earlier run's
             # zlib level 3: a 1024x1448 page encodes in 82 ms instead of 180 ms at Pillow's
             # default 6, for files 2% larger

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+from pipeline.chapters import IMAGE_SUFFIXES
 
 
 @dataclass
