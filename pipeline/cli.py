@@ -128,6 +128,36 @@ def synthetic_page(
             typer.echo(f"wrote {path}")
 
 
+@app.command("synthetic-series")
+def synthetic_series(
+    out: Annotated[Path, typer.Argument(help="folder to write the series into (a `folder` source), "
+                                        "e.g. data/own/series: color/ and lineart/ pages")],
+    heldout: Annotated[Optional[Path], typer.Option(
+        help="also write held-out (scan, color) pairs here, for `onepunch evaluate`")] = None,
+    pages: Annotated[int, typer.Option(help="colored pages to fine-tune on")] = 20,
+    lineart: Annotated[int, typer.Option(help="black-and-white pages (the CycleGAN's scan domain)")] = 20,
+    heldout_pages: Annotated[int, typer.Option(help="held-out page pairs")] = 8,
+    cast_seed: Annotated[int, typer.Option(help="the series' cast (2020 is the default dataset's)")] = 7,
+    cast_size: Annotated[int, typer.Option(help="recurring characters, each with fixed colors")] = 4,
+) -> None:
+    """Draw a synthetic manga series, every figure one of its small cast with fixed colors:
+    colored and black-and-white pages to fine-tune on, and held-out pairs to measure it."""
+    from pipeline.data.synthetic.pages import write_series
+
+    for name, value, low in (("--pages", pages, 1), ("--lineart", lineart, 0), ("--heldout-pages", heldout_pages, 1),
+                             ("--cast-size", cast_size, 1)):
+        if not low <= value <= 10_000:
+            _fail(f"{name} {value}: must be between {low} and 10000")
+    if not 0 <= cast_seed < 2**31:
+        _fail(f"--cast-seed {cast_seed}: must be between 0 and 2147483647")
+    for path, option in ((out, "OUT"), (heldout, "--heldout")):
+        if path is not None and path.exists() and not path.is_dir():
+            _fail(f"{option} {path}: a file is in the way; give a folder")
+    counts = write_series(out, heldout, pages, lineart, heldout_pages, cast_seed, cast_size)
+    typer.echo(f"wrote {counts['color']} colored and {counts['lineart']} line-art pages to {out}"
+               + (f", {counts['heldout']} held-out pairs to {heldout}" if heldout is not None else ""))
+
+
 @app.command()
 def metadata(
     inputs: Annotated[list[Path], typer.Argument(help="metadata shards (.gz/.xz/.tar.xz too) or a folder")],

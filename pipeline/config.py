@@ -22,6 +22,11 @@ from typing import Any, Literal
 from pipeline.validation import N_DOWN, N_RES, SEED, UNET_LEVELS, in_range, require
 
 DEFAULT_PARAMS = Path("params.yaml")
+# Where a `folder` source's images and the model files to fine-tune from live: dvc.yaml lists
+# these folders as dependencies (of source/images and of both training stages), so DVC
+# re-runs what reads them when a file in them changes. A path elsewhere would be invisible.
+OWN_DATA_DIR = "data/own"
+INIT_MODELS_DIR = "models/init"
 
 
 class ParamsError(ValueError):
@@ -95,8 +100,9 @@ class ApiConfig:
 
 @dataclass(frozen=True)
 class SourceConfig:
-    kind: Literal["synthetic", "local", "http", "danbooru_api"] = "synthetic"
-    # local: the mirror's root folder (holding metadata/, 512px/, original/)
+    kind: Literal["synthetic", "local", "http", "danbooru_api", "folder"] = "synthetic"
+    # local: the mirror's root folder (holding metadata/, 512px/, original/); folder: the
+    # folder of your own images, under OWN_DATA_DIR
     root: str = ""
     # http: base URL of a mirror with the Danbooru2020 layout; danbooru_api: the site
     url: str = ""
@@ -114,6 +120,11 @@ class SourceConfig:
         if self.kind == "local":
             _check(bool(self.root.strip()), f"{key}.root",
                    "the path of a local Danbooru2020 mirror when source.kind is local", self.root)
+        if self.kind == "folder":
+            _check(inside(self.root, OWN_DATA_DIR), f"{key}.root",
+                   f"a folder under {OWN_DATA_DIR}/ when source.kind is folder, e.g. {OWN_DATA_DIR}/my-series "
+                   f"(dvc.yaml lists {OWN_DATA_DIR} as a dependency, so DVC sees when your images change; "
+                   f"move or copy them there)", self.root)
         for name in self.metadata_files:
             _check(_SAFE_NAME.match(name) is not None, f"{key}.metadata_files",
                    "plain file names (letters, digits, . _ -), no folders", name)
@@ -230,11 +241,23 @@ class TrainingLoopConfig:
     checkpoint_every: int = 100
     device: Literal["auto", "cpu", "cuda"] = "auto"
     eval_batch: int = 64
+    # fine-tuning: a published model file (under INIT_MODELS_DIR) whose weights the
+    # generator starts from; its architecture must match these params. "": random init.
+    # With a model to start from, steps may be 0: the file is published as it is.
+    init_from: str = ""
 
     def _validate_loop(self, key: str, counts: tuple[str, ...], non_negative: tuple[str, ...]) -> None:
-        for name in counts + ("steps", "batch_size", "eval_batch", "log_every", "sample_every",
-                              "checkpoint_every"):
+        for name in counts + ("batch_size", "eval_batch", "log_every", "sample_every", "checkpoint_every"):
             _check(getattr(self, name) >= 1, f"{key}.{name}", "an integer >= 1", getattr(self, name))
+        if self.init_from:
+            _check(inside(self.init_from, INIT_MODELS_DIR) and self.init_from.endswith(".pt"), f"{key}.init_from",
+                   f"\"\" or a model file under {INIT_MODELS_DIR}/, e.g. {INIT_MODELS_DIR}/colorizer.pt (dvc.yaml "
+                   f"lists {INIT_MODELS_DIR} as a dependency of the training stages; copy the file there, "
+                   f"or `dvc get REPO models/NAME.pt -o {INIT_MODELS_DIR}/NAME.pt`)", self.init_from)
+            _check(self.steps >= 0, f"{key}.steps", "an integer >= 0 (0 with init_from: publish it as is)",
+                   self.steps)
+        else:
+            _check(self.steps >= 1, f"{key}.steps", "an integer >= 1 (0 only with init_from)", self.steps)
         for name in non_negative:
             _check(getattr(self, name) >= 0, f"{key}.{name}", "a number >= 0", getattr(self, name))
         _check(self.crop == 0 or 16 <= self.crop <= 4096, f"{key}.crop", "0 (no crop) or an integer in [16, 4096]",
@@ -491,6 +514,14 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             raise ParamsError(f"{key} = {value!r}: expected a string")
         return value
     raise AssertionError(f"unsupported config type {tp!r} for {key}")
+
+
+def inside(path: str, folder: str) -> bool:
+    """Is `path` (relative, project-root based) `folder` itself or below it, with no `..`?"""
+    parts = Path(path.strip()).parts
+    top = Path(folder).parts
+    return bool(path.strip()) and not Path(path).is_absolute() and ".." not in parts \
+        and tuple(parts[:len(top)]) == top
 
 
 def _check(ok: bool, key: str, allowed: str, value: Any) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pipeline.data.imaging import is_colored
 from pipeline.inference import ink_multiply
 from pipeline.models.pixels import to_model_input, to_uint8_image
 
@@ -133,13 +134,6 @@ def scan_image(model: torch.nn.Module, img: Image.Image, work_size: int | None, 
     with autocast(precision, device):
         out = _to_image(run_tiled(model, x, 1))
     return out.resize((w, h), Image.Resampling.BICUBIC) if out.size != (w, h) else out
-
-
-def is_colored(img: Image.Image, threshold: float = 12.0) -> bool:
-    """Does an RGB image carry color (rather than being a grey scan saved as RGB)?
-    Mean chroma (max - min channel) on a 0..255 scale, on a small thumbnail."""
-    thumb = np.asarray(img.resize((64, 64), Image.Resampling.BILINEAR), dtype=np.int16)
-    return float((thumb.max(-1) - thumb.min(-1)).mean()) > threshold
 
 
 INK_MODES = ("multiply", "none")

@@ -23,8 +23,13 @@ def main() -> None:
     args = ap.parse_args()
     params = stage_params()
     selected = pq.read_table(args.selected)
+    files = None
+    if params.source.kind == "folder":
+        from pipeline.data.folder_source import folder_files
+
+        files = folder_files(args.source)
     stats = prepare_images(selected, params.source, params.images, image_root(params.source, args.source),
-                           args.out, args.work, args.cache)
+                           args.out, args.work, args.cache, files=files)
     write_json(args.metrics, {"images": stats})
 
 

@@ -56,7 +56,7 @@ def make_repo(dest: Path) -> Path:
         pytest.skip("the test copies the project's git-tracked files; run it from a git checkout")
     for f in files:
         top = f.split("/")[0]
-        if top in SKIP_TOP and not f.endswith(".gitkeep"):
+        if top in SKIP_TOP and not f.endswith(".gitkeep") and not f.startswith(("data/own/", "models/init/")):
             continue
         (dest / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / f, dest / f)

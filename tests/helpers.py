@@ -37,3 +37,19 @@ def publish_tiny_scan_generator(path, image_size: int = 32):
     g_scan = build_cyclegan(CycleGANConfig(generator_width=4, n_down=1, n_res=1, groups=2))[0]
     publish_scan_generator(g_scan, path, image_size=image_size, steps=0)
     return path
+
+
+def kill_at_checkpoint(proc, ckpt, step: int = 10, timeout: float = 300) -> None:
+    """SIGKILL a training subprocess once its checkpoint `ckpt` has reached `step`
+    (asserting it was still running: a finished run would test nothing)."""
+    import signal
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.exists() and torch.load(ckpt, weights_only=False)["step"] >= step:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before the kill; raise the steps in the test"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

@@ -153,5 +153,6 @@ def metadata_dir(cfg: SourceConfig, source_dir: Path) -> Path:
 
 
 def image_root(cfg: SourceConfig, source_dir: Path) -> Path:
-    """The root of the Danbooru image layout (local and synthetic sources)."""
-    return Path(cfg.root) if cfg.kind == "local" else Path(source_dir)
+    """The root of the Danbooru image layout (local and synthetic sources); for a folder
+    source, the folder itself."""
+    return Path(cfg.root) if cfg.kind in ("local", "folder") else Path(source_dir)

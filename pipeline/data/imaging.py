@@ -134,6 +134,13 @@ def decode_image(
     return _decode(data, "RGB", max_pixels, allow_truncated, name, lambda _: draft_size, max_aspect)
 
 
+def is_colored(img: Image.Image, threshold: float = 12.0) -> bool:
+    """Does an RGB image carry color (rather than being a grey scan saved as RGB)?
+    Mean chroma (max - min channel) on a 0..255 scale, on a small thumbnail."""
+    thumb = np.asarray(img.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR), dtype=np.int16)
+    return float((thumb.max(-1) - thumb.min(-1)).mean()) > threshold
+
+
 def fitted_size(src: tuple[int, int], size: int, fit: str) -> tuple[int, int]:
     """The size `src` is resized to before padding ("pad": long side = size) or
     cropping ("crop": short side = size)."""

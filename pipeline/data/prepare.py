@@ -64,9 +64,10 @@ class Context:
 
     source: SourceConfig
     images: ImagesConfig
-    image_root: str  # the Danbooru layout's root for synthetic/local sources
+    image_root: str  # the Danbooru layout's root for synthetic/local sources; a folder source's folder
     work_dir: str
     cache_dir: str
+    files: dict[int, str] | None = None  # folder source: post id -> its file under image_root
 
 
 def plan_units(selected: pa.Table, cfg: ImagesConfig, with_groundtruth: bool) -> list[Unit]:
@@ -91,9 +92,14 @@ def plan_units(selected: pa.Table, cfg: ImagesConfig, with_groundtruth: bool) ->
     return units
 
 
-def fingerprint(units: list[Unit], source: SourceConfig, images: ImagesConfig) -> str:
-    """Changes whenever anything that shapes the output changes."""
+def fingerprint(units: list[Unit], source: SourceConfig, images: ImagesConfig,
+                files: dict[int, str] | None = None) -> str:
+    """Changes whenever anything that shapes the output changes (for a folder source, also
+    each file's size and modification time: a page replaced under the same name)."""
     h = hashlib.sha256()
+    for pid, rel in sorted((files or {}).items()):
+        st = (Path(source.root) / rel).stat() if (Path(source.root) / rel).exists() else None
+        h.update(f"{pid}:{rel}:{st and st.st_size}:{st and st.st_mtime_ns}".encode())
     src = asdict(source) | {"root": str(Path(source.root or ".").resolve()), "http": None}
     h.update(json.dumps({"images": asdict(images) | {"workers": 0}, "source": src},
                         sort_keys=True).encode())
@@ -130,6 +136,14 @@ def locate_images(ctx: Context, unit: Unit) -> tuple[dict[int, Path], dict[int, 
     jobs: list[tuple[str, Path]] = []
     job_ids: list[int] = []
     for pid, ext, url in unit.posts:
+        if ctx.files is not None:  # a folder source: the file the source stage indexed
+            try:
+                paths[pid] = safe_join(ctx.image_root, ctx.files[pid])
+            except KeyError:
+                failed[pid] = ("missing_file", "not in the source stage's files.json; re-run `dvc repro source`")
+            except UnsafePathError as exc:
+                failed[pid] = ("unsafe_path", str(exc))
+            continue
         try:
             rel = image_relpath(pid, ext, source.image_variant)
         except (UnsafePathError, ValueError) as exc:
@@ -199,7 +213,7 @@ def process_unit(ctx: Context, unit: Unit) -> dict:
                 raise FileNotFoundError(f"{path}: missing")
             img = prepare_image(path, size=size, fit=cfg.fit, channels=channels,
                                 max_pixels=cfg.max_pixels, allow_truncated=cfg.allow_truncated,
-                                name=str(pid))
+                                name=(ctx.files or {}).get(pid, str(pid)))
             gt = None
             if unit.with_groundtruth:
                 gt_rel = PurePosixPath("groundtruth", f"{pid}.png")
@@ -272,19 +286,21 @@ def prepare_images(
     work_root: Path,
     cache_dir: Path,
     progress: bool = True,
+    files: dict[int, str] | None = None,
 ) -> dict:
-    """Run every unit (in parallel, resuming finished ones) and assemble `out_dir`."""
+    """Run every unit (in parallel, resuming finished ones) and assemble `out_dir`.
+    files: a folder source's id -> file map (`folder_source.folder_files`)."""
     t0 = time.perf_counter()
     out_dir, work_root = Path(out_dir), Path(work_root)
     with_gt = source.kind == "synthetic" and (Path(image_root) / "groundtruth").is_dir()
     units = plan_units(selected, images, with_gt)
-    work = work_root / fingerprint(units, source, images)
+    work = work_root / fingerprint(units, source, images, files)
     work.mkdir(parents=True, exist_ok=True)
     for stale in work_root.iterdir():  # other fingerprints: a previous, different run
         if stale != work and stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
     ctx = Context(source=source, images=images, image_root=str(image_root), work_dir=str(work),
-                  cache_dir=str(cache_dir))
+                  cache_dir=str(cache_dir), files=files)
     resumed = sum(1 for u in units if (work / f"{u.name}.json").exists())
     summaries = _run_units(ctx, units, images.workers, progress)
     stats = _assemble(summaries, units, work, out_dir)

@@ -155,6 +155,7 @@ def finish_selection(parts: list[pa.Table], cfg: SelectConfig, counts: Counter) 
         before = selected.num_rows
         selected = _cap(selected, cfg)
         counts["rejected_over_cap"] = before - selected.num_rows
+    selected = _ensure_holdout(selected, cfg)
     selected = selected.sort_by([("domain", "ascending"), ("split", "ascending"), ("id", "ascending")])
     for d in DOMAINS:
         for s in ("train", "holdout"):
@@ -162,6 +163,23 @@ def finish_selection(parts: list[pa.Table], cfg: SelectConfig, counts: Counter) 
             counts[f"{d}_{s}"] = pc.sum(mask).as_py() or 0
     counts["selected"] = selected.num_rows
     return selected
+
+
+def _ensure_holdout(selected: pa.Table, cfg: SelectConfig) -> pa.Table:
+    """A small set (a user's folder of 20 pages) can hash no colored post into the holdout
+    that the sample grids and the evaluation show: then the colored post that hashes
+    lowest goes there, so a holdout of at least one exists whenever holdout_fraction > 0
+    and there are two colored posts or more. Large sets are never touched."""
+    domain = selected.column("domain").to_numpy(zero_copy_only=False)
+    split = selected.column("split").to_numpy(zero_copy_only=False)
+    color = np.flatnonzero(domain == "color")
+    if cfg.holdout_fraction <= 0 or len(color) < 2 or (split[color] == "holdout").any():
+        return selected
+    first = color[np.argmin(split_hash(selected.column("id").to_numpy()[color], cfg.split_seed))]
+    split = split.copy()
+    split[first] = "holdout"
+    at = selected.schema.get_field_index("split")
+    return selected.set_column(at, "split", pa.array(split, pa.string()))
 
 
 def _cap(selected: pa.Table, cfg: SelectConfig) -> pa.Table:

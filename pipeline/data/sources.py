@@ -4,7 +4,9 @@
 - local: a mirror folder (as rsync delivers it) read in place, never copied;
 - http: a mirror's metadata files downloaded (resumable) into the output; images are
   fetched later, only for selected posts;
-- danbooru_api: posts paged from the live `/posts.json`, normalised to the dump format.
+- danbooru_api: posts paged from the live `/posts.json`, normalised to the dump format;
+- folder: a plain folder of your own images, indexed into records (`folder_source`) and
+  read in place by the images stage.
 
 Every kind ends with the same thing: a `metadata/` folder of Danbooru2020 JSON lines
 and a root under which `image_relpath()` finds images (or per-post file URLs).
@@ -69,6 +71,11 @@ def materialize_source(cfg: SourceConfig, out_dir: Path, progress: bool = True) 
         stats = fetch_api_metadata(cfg, out_dir / "metadata", progress=progress)
         _write_description(out_dir, {"kind": "danbooru_api", "url": redact_url(cfg.url),
                                      "tags": cfg.api.tags})
+    elif cfg.kind == "folder":
+        from pipeline.data.folder_source import index_folder
+
+        stats = index_folder(Path(cfg.root), out_dir, progress=progress)
+        _write_description(out_dir, {"kind": "folder", "root": cfg.root})
     else:  # config validation makes this unreachable
         raise AssertionError(cfg.kind)
     stats = dict(stats)

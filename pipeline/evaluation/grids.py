@@ -29,6 +29,17 @@ def _grey(color: np.ndarray) -> np.ndarray:
     return luma(c.float()).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
+SAMPLE_SIDE = 256  # training sample grids show at most this much of each image, at 2x
+
+
+def sample_crop(images: np.ndarray, side: int = SAMPLE_SIDE) -> np.ndarray:
+    """The centre `side` x `side` of (N, H, W, C) images larger than that (page-sized
+    training images would make a grid of hundreds of megapixels); smaller ones unchanged."""
+    h, w = images.shape[1:3]
+    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return images[:, top:top + side, left:left + side]
+
+
 def scan_sample_grid(g_scan: nn.Module, color: np.ndarray, truth: np.ndarray | None, rt: Runtime):
     """Rows: colored | generated scan | true scan (when known) | greyscale(color)."""
     rows = [color, generate_scans(g_scan, color, rt)] + ([truth] if truth is not None else []) + [_grey(color)]

@@ -59,6 +59,27 @@ def delta_e(pred_u8: np.ndarray, target_u8: np.ndarray) -> np.ndarray:
     return np.array([deltaE_ciede2000(rgb2lab(p), rgb2lab(t)).mean() for p, t in zip(pred_u8, target_u8)])
 
 
+ACCURATE_DELTA_E = 10.0  # ΔE2000 within which a color reads as the right one at a glance
+CHROMATIC = 10.0  # CIELAB chroma above which a truth pixel counts as colored (not paper, ink or grey)
+
+
+def color_accuracy(pred_u8: np.ndarray, target_u8: np.ndarray) -> np.ndarray:
+    """Per image: the share of the truth's colored pixels (chroma above CHROMATIC) that the
+    colorization paints within ACCURATE_DELTA_E of the truth: hair, eyes, clothes, skies
+    the right color, whatever the paper and the ink do (NaN for a truth without color)."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    out = []
+    for p, t in zip(pred_u8, target_u8):
+        lab_t = rgb2lab(t)
+        colored = np.hypot(lab_t[..., 1], lab_t[..., 2]) > CHROMATIC
+        if not colored.any():
+            out.append(np.nan)
+            continue
+        out.append(float((deltaE_ciede2000(rgb2lab(p[colored]), lab_t[colored]) <= ACCURATE_DELTA_E).mean()))
+    return np.array(out)
+
+
 def line_fidelity(scan_u8: np.ndarray, out_u8: np.ndarray) -> np.ndarray:
     """Share of the scan's line pixels that are at least as dark (luma) in the colorization
     as in the scan, per image: 1.0 when the page's own ink comes through."""

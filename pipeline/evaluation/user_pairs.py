@@ -8,8 +8,9 @@ scan and its official colored edition) checks the published models with this. La
 
 Any size or mode; a color page of another size than its scan is resized to the scan's.
 Measured per pair, then averaged (mean and std over pairs):
-- colorize(scan) against the color page: PSNR, SSIM, ΔE2000, colorfulness (next to the
-  truth's), line fidelity — the real use case;
+- colorize(scan) against the color page: PSNR, SSIM, ΔE2000, color accuracy (the share of
+  the truth's colored pixels painted within ΔE 10), colorfulness (next to the truth's),
+  line fidelity — the real use case;
 - scangen(color) against the scan: L1, PSNR, SSIM, next to greyscale(color).
 A file without its partner, or one that cannot be decoded, is named and skipped.
 """
@@ -63,7 +64,7 @@ def evaluate_pairs(folder: Path, colorizer_path: Path, scan_model_path: Path | N
     from tqdm import tqdm
 
     from pipeline.data.imaging import DecodeError, decode_image
-    from pipeline.evaluation.measures import color_metrics, colorfulness, scan_quality
+    from pipeline.evaluation.measures import color_accuracy, color_metrics, colorfulness, scan_quality
     from pipeline.models.unet import load_colorizer
     from pipeline.models.weak_generator import load_scan_generator
     from pipeline.page_inference import colorize_image, scan_image
@@ -88,12 +89,14 @@ def evaluate_pairs(folder: Path, colorizer_path: Path, scan_model_path: Path | N
         color = np.array(color_img, np.uint8)[None]
         pred = np.array(colorize_image(colorizer, None, scan_img.convert("RGB"), work_size, rt.device, "scan"))[None]
         values = {f"colorized_{k}": v for k, v in color_metrics(pred, color, scan).items()}
+        values["colorized_color_accuracy"] = float(color_accuracy(pred, color)[0])
         values["truth_colorfulness"] = float(colorfulness(color)[0])
         if scangen is not None:
             approx = np.array(scan_image(scangen, color_img, work_size, rt.device))[None, ..., None]
             values.update({k: v for k, v in scan_quality(approx, color, scan).items() if k != "images"})
         for k, v in values.items():
-            rows.setdefault(k, []).append(float(v))
+            if np.isfinite(v):  # color accuracy of a truth without color: no measure
+                rows.setdefault(k, []).append(float(v))
     summary = {k: {"mean": round(float(np.mean(v)), 4), "std": round(float(np.std(v)), 4)} for k, v in rows.items()}
     return {"pairs": len(next(iter(rows.values()), [])), "skipped": skipped, "metrics": summary,
             "colorizer": str(colorizer_path),

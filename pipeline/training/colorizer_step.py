@@ -45,7 +45,13 @@ def build_colorizer(cfg: ColorizerConfig) -> tuple[nn.Module, nn.Module]:
 def make_state(cfg: ColorizerConfig, lr: float, rt: Runtime, scans: np.ndarray, colors: np.ndarray,
                seed: int) -> TrainState:
     torch.manual_seed(seed)
-    g, d = (place_module(m, rt) for m in build_colorizer(cfg))
+    g, d = build_colorizer(cfg)
+    if cfg.init_from:  # fine-tuning: the generator starts from a published colorizer
+        from pipeline.models.unet import load_colorizer
+        from pipeline.training.init_from import start_from
+
+        start_from(g, cfg.init_from, load_colorizer, "colorizer")
+    g, d = place_module(g, rt), place_module(d, rt)
     broadcast_parameters([g, d], rt)
     betas = (cfg.beta1, cfg.beta2)
     opt_g = adam(g.parameters(), lr * cfg.g_lr_mult, betas, rt)

@@ -46,7 +46,13 @@ def build_cyclegan(cfg: CycleGANConfig):
 def make_state(cfg: CycleGANConfig, lr: float, rt: Runtime, color: np.ndarray, scan: np.ndarray,
                seed: int) -> TrainState:
     torch.manual_seed(seed)
-    nets = [place_module(m, rt) for m in build_cyclegan(cfg)]
+    nets = list(build_cyclegan(cfg))
+    if cfg.init_from:  # fine-tuning: G_scan starts from a published scan generator
+        from pipeline.models.weak_generator import load_scan_generator
+        from pipeline.training.init_from import start_from
+
+        start_from(nets[0], cfg.init_from, load_scan_generator, "cyclegan")
+    nets = [place_module(m, rt) for m in nets]
     broadcast_parameters(nets, rt)
     g_scan, g_color, d_scan, d_color = nets
     betas = (cfg.beta1, cfg.beta2)

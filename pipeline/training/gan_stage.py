@@ -53,6 +53,8 @@ def run_gan_stage(cfg: TrainingLoopConfig, seed: int, plan_for: Callable[[Runtim
         state = fit(plan.state, plan.step, cfg, rt, logger, checkpointer, sample)
         if not rt.is_main:
             return None
+        if cfg.steps == 0:  # a model published as it is (init_from): one grid of what it does
+            sample(state)
         metrics, summary = plan.finish(state)
         if summary:
             logger.summary(summary)

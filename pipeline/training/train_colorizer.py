@@ -10,11 +10,12 @@ import numpy as np
 
 from pipeline.config import Params
 from pipeline.data.shards import holdout_with_truth, load_split_for_training
-from pipeline.evaluation.grids import colorizer_sample_grid
+from pipeline.evaluation.grids import colorizer_sample_grid, sample_crop
 from pipeline.models.pixels import greyscale_u8
 from pipeline.models.unet import publish_colorizer
 from pipeline.training.colorizer_step import VARIANTS, colorizer_step, describe, make_state
 from pipeline.training.gan_stage import GanStagePlan, run_gan_stage
+from pipeline.training.init_from import file_digest
 from pipeline.training.runtime import Runtime
 from pipeline.training.state import TrainState
 
@@ -44,18 +45,23 @@ def train_colorizer(params: Params, variant: str, prepared: Path, pairs: Path | 
         hold_color, hold_truth = holdout_with_truth(prepared)
         idx = np.linspace(0, len(hold_color) - 1, min(SAMPLES, len(hold_color))).astype(int)
         hold_scans = hold_truth[idx] if hold_truth is not None else greyscale_u8(hold_color[idx])
+        hold_scans, shown_colors = sample_crop(hold_scans), sample_crop(hold_color[idx])
 
         def finish(state: TrainState) -> tuple[dict, dict]:
             publish_colorizer(state.models["G"], model_path, image_size=colors.shape[1], steps=state.step,
                               variant=variant)
-            return {"steps": state.step, "variant": variant, "train_pairs": len(colors)}, {}
+            metrics = {"steps": state.step, "variant": variant, "train_pairs": len(colors)}
+            if cfg.init_from:
+                metrics.update(init_from=cfg.init_from, init_sha256=file_digest(cfg.init_from))
+            return metrics, {}
 
         return GanStagePlan(
             state=make_state(cfg, params.lr, rt, scans, colors, params.seed),
             step=lambda st: colorizer_step(st, cfg, rt),
             describe=describe(cfg, params.lr, variant),
-            inputs=[prepared / "index.parquet"] + ([pairs / "pairs.json"] if variant == "scangen" else []),
-            sample=lambda st: colorizer_sample_grid(st.models["G"], hold_scans, hold_color[idx], rt),
+            inputs=[prepared / "index.parquet"] + ([pairs / "pairs.json"] if variant == "scangen" else [])
+            + ([Path(cfg.init_from)] if cfg.init_from else []),
+            sample=lambda st: colorizer_sample_grid(st.models["G"], hold_scans, shown_colors, rt),
             finish=finish,
         )
 

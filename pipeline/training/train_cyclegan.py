@@ -10,12 +10,13 @@ import numpy as np
 
 from pipeline.config import Params
 from pipeline.data.shards import holdout_with_truth, load_split_for_training
-from pipeline.evaluation.grids import scan_sample_grid
+from pipeline.evaluation.grids import sample_crop, scan_sample_grid
 from pipeline.evaluation.measures import scan_quality
 from pipeline.inference import generate_scans
 from pipeline.models.weak_generator import publish_scan_generator
 from pipeline.training.cyclegan_step import cyclegan_step, describe, make_state
 from pipeline.training.gan_stage import GanStagePlan, run_gan_stage
+from pipeline.training.init_from import file_digest
 from pipeline.training.runtime import Runtime
 from pipeline.training.state import TrainState
 
@@ -30,13 +31,21 @@ def train_scan_generator(params: Params, prepared: Path, model_path: Path, live_
     def plan_for(rt: Runtime) -> GanStagePlan:
         color = load_split_for_training(prepared, "color", "train")
         scan = load_split_for_training(prepared, "scan", "train")
+        if cfg.steps and not (len(color) and len(scan)):
+            raise ValueError(f"{prepared}: the train split holds {len(color)} colored and {len(scan)} line-art "
+                             "images; the CycleGAN learns from both (add line-art pages to the source, or "
+                             "set cyclegan.init_from to a published scan generator and cyclegan.steps to 0)")
         hold_color, hold_truth = holdout_with_truth(prepared)
         idx = np.linspace(0, len(hold_color) - 1, min(SAMPLES, len(hold_color))).astype(int)
+        shown_colors = sample_crop(hold_color[idx])
+        shown_truth = None if hold_truth is None else sample_crop(hold_truth[idx])
 
         def finish(state: TrainState) -> tuple[dict, dict]:
             g_scan = state.models["G_scan"]
             publish_scan_generator(g_scan, model_path, image_size=color.shape[1], steps=state.step)
             metrics = {"steps": state.step}
+            if cfg.init_from:
+                metrics.update(init_from=cfg.init_from, init_sha256=file_digest(cfg.init_from))
             if hold_truth is None:
                 return metrics, {}
             metrics.update(scan_quality(generate_scans(g_scan, hold_color, rt, cfg.eval_batch), hold_color,
@@ -47,9 +56,8 @@ def train_scan_generator(params: Params, prepared: Path, model_path: Path, live_
             state=make_state(cfg, params.lr, rt, color, scan, params.seed),
             step=lambda st: cyclegan_step(st, cfg, rt),
             describe=describe(cfg, params.lr),
-            inputs=[prepared / "index.parquet"],
-            sample=lambda st: scan_sample_grid(st.models["G_scan"], hold_color[idx],
-                                               None if hold_truth is None else hold_truth[idx], rt),
+            inputs=[prepared / "index.parquet"] + ([Path(cfg.init_from)] if cfg.init_from else []),
+            sample=lambda st: scan_sample_grid(st.models["G_scan"], shown_colors, shown_truth, rt),
             finish=finish,
         )
 

@@ -3,10 +3,8 @@ to the same model; pairs line up with the colored shards."""
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from helpers import kill_at_checkpoint
 
 pytestmark = pytest.mark.slow  # `make test` runs them; `-m 'not slow'` skips them
 
@@ -72,14 +71,7 @@ def test_sigkill_then_rerun_resumes_to_the_same_model(project):
     proc = subprocess.Popen(stage_cmd("resumed.pt", "ck2", "live2"), cwd=project, env=env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     ckpt = project / "ck2" / "last.pt"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if ckpt.exists() and torch.load(ckpt, weights_only=False)["step"] >= 10:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "training finished before the kill; raise cyclegan.steps in the test"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_at_checkpoint(proc, ckpt)
     assert not (project / "resumed.pt").exists()
     shutil.rmtree(project / "live2")  # DVC deletes the stage's outputs before re-running it
     out = subprocess.run(stage_cmd("resumed.pt", "ck2", "live2"), cwd=project, env=env(), check=True,

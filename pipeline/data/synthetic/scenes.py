@@ -375,9 +375,9 @@ def _ink(rng: np.random.Generator, regions: list[Region], style: str) -> None:
 
 
 def make_scene(rng: np.random.Generator, w: int, h: int, cast: tuple[CharacterLook, ...] = (),
-               pen_scale: float | None = None) -> Scene:
+               pen_scale: float | None = None, cast_share: float = CAST_SHARE) -> Scene:
     """A random drawing for a w x h image: one or two characters (each of the `cast` with
-    chance CAST_SHARE, else a one-off from the priors), or a still life.
+    chance `cast_share`, else a one-off from the priors), or a still life.
 
     Line widths and the screentone period are fractions of `pen_scale` (default: the long
     side): a page panel passes a fixed pen so that its lines keep a page's widths however
@@ -406,7 +406,7 @@ def make_scene(rng: np.random.Generator, w: int, h: int, cast: tuple[CharacterLo
         for i in range(n_chars):
             cx = w * (rng.uniform(0.35, 0.65) if n_chars == 1 else (0.3 + 0.4 * i + rng.uniform(-0.05, 0.05)))
             top = h * rng.uniform(0.0, 0.12) + (h - height) * rng.uniform(0.0, 0.3)
-            if cast and rng.random() < CAST_SHARE:
+            if cast and rng.random() < cast_share:
                 look = cast[int(rng.integers(len(cast)))]
                 tags.append(look.name)
             else:
