@@ -210,6 +210,17 @@ def test_metadata_and_select_refuse_a_folder_as_output(tmp_path):
     assert list(folder.iterdir()) == [] and leftovers(tmp_path) == []
 
 
+def test_synthetic_series_refuses_a_file_in_the_way_and_bad_counts(tmp_path):
+    blocker = tmp_path / "series"
+    blocker.write_text("a file")
+    res = runner.invoke(app, ["synthetic-series", str(blocker)])
+    assert res.exit_code == 2 and f"OUT {blocker}: a file is in the way" in res.output
+    for option, value in (("--pages", "0"), ("--cast-size", "0"), ("--heldout-pages", "0")):
+        res = runner.invoke(app, ["synthetic-series", str(tmp_path / "new"), option, value])
+        assert res.exit_code == 2 and f"{option} {value}: must be between 1 and 10000" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["series"]  # nothing written
+
+
 def test_prepare_image_options(tmp_path):
     src = page(tmp_path / "p.png")
     out = tmp_path / "new" / "deeper" / "p.png"
