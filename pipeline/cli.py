@@ -426,5 +426,36 @@ def summary(
         _fail(str(exc))
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to bind; 0.0.0.0 opens it to the network")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8765,
+    model: Annotated[Path, typer.Option(help="colorizer from `dvc repro` or `dvc pull`")] = Path("models/colorizer.pt"),
+    scan_model: Annotated[Path, typer.Option(
+        help="scan generator, for colored pages dropped on the page")] = DEFAULT_SCAN_MODEL,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    max_mb: Annotated[float, typer.Option(help="largest upload, in MB")] = 40.0,
+    max_megapixels: Annotated[float, typer.Option(help="largest page, in megapixels (decompression-bomb guard)")] = 40.0,
+) -> None:
+    """A local web page: drop a page, dot hint colors, colorize, compare, download the PNG and
+    the layered PSD. Runs offline; binds 127.0.0.1 unless told otherwise."""
+    if not model.is_file():
+        _fail(f"--model {model}: no colorizer here; run `dvc repro` or `dvc pull` first")
+    if not 0 < port < 65536:
+        _fail(f"--port {port}: must be between 1 and 65535")
+    if max_mb <= 0 or max_megapixels <= 0:
+        _fail("--max-mb and --max-megapixels must be above 0")
+    import uvicorn
+
+    from pipeline.serve import ServeSettings, create_app
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(f"warning: binding {host}: anyone who can reach this machine on port {port} can use the page "
+                   "and its uploads", err=True)
+    app = create_app(ServeSettings(model, scan_model, device, int(max_mb * 1e6), int(max_megapixels * 1e6)))
+    typer.echo(f"serving on http://{host}:{port}/ (Ctrl-C stops it and removes every upload)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 if __name__ == "__main__":
     app()

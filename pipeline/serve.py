@@ -1,0 +1,212 @@
+"""`onepunch serve`: a local web page to colorize a page with hints and take the layers home.
+
+A Starlette app (`create_app`) served by uvicorn on 127.0.0.1 unless told otherwise. The
+page (`serve_page.html`) loads nothing from outside the machine: its script and styles are
+inline. What it does with the server:
+
+    POST /api/colorize   multipart: `page` (an image file), `hints` (JSON points
+                         [{"x", "y", "color"}] in page pixels), header X-Session (the tab's
+                         random token) -> the result's URLs and size, or {"error": ...}
+    GET  /api/result/{session}/{result}/{name}   name: page.png, color.png, ink.png, page.psd
+    POST /api/end        header X-Session: the tab is gone, its files are removed
+
+Safe by default: an upload is refused past `max_bytes` (read in chunks, never whole) or
+`max_pixels` (the CLI's decompression-bomb guard); an uploaded name never becomes a path
+(results are stored under random names in the session's own folder); a session token is
+32 random hex digits made by each tab, so two tabs never see each other's pages; a session
+idle for `session_ttl_s` is removed, and the whole temporary folder when the server stops.
+The model is loaded once; pages are colorized one at a time (a lock), off the event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PAGE = Path(__file__).with_name("serve_page.html")
+SESSION = re.compile(r"^[0-9a-f]{32}$")
+RESULT_NAMES = {"page.png": "image/png", "color.png": "image/png", "ink.png": "image/png",
+                "page.psd": "image/vnd.adobe.photoshop"}
+
+
+@dataclass
+class ServeSettings:
+    colorizer: Path
+    scan_model: Path | None = None
+    device: str = "auto"
+    max_bytes: int = 40_000_000
+    max_pixels: int = 40_000_000
+    session_ttl_s: float = 3600.0
+    root: Path | None = None  # the temporary folder (made when None)
+
+
+@dataclass
+class _State:
+    settings: ServeSettings
+    root: Path
+    seen: dict[str, float] = field(default_factory=dict)  # session -> last use
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    models: tuple | None = None
+
+
+class UploadError(ValueError):
+    """A bad upload: the message is shown on the page."""
+
+
+def _load(state: _State):
+    if state.models is None:
+        import torch
+
+        from pipeline.models.unet import load_colorizer
+        from pipeline.models.weak_generator import load_scan_generator
+        from pipeline.training.runtime import setup_runtime
+
+        rt = setup_runtime(state.settings.device, autotune=False)
+        colorizer = load_colorizer(state.settings.colorizer, rt.device).to(memory_format=torch.channels_last)
+        scangen = (load_scan_generator(state.settings.scan_model, rt.device)
+                   if state.settings.scan_model is not None and Path(state.settings.scan_model).is_file() else None)
+        state.models = (colorizer, scangen, rt.device)
+    return state.models
+
+
+def colorize_upload(state: _State, session: str, data: bytes, hints_text: str) -> dict:
+    """Decode, colorize (with hints), write the four results; returns their URLs."""
+    import numpy as np
+    from PIL import Image
+
+    from pipeline.data.imaging import DecodeError, decode_image
+    from pipeline.hint_files import HintFileError, read_hints
+    from pipeline.layered_file import write_psd
+    from pipeline.models.hints import takes_hints
+    from pipeline.page_inference import colorize_layers, compose, resolve_precision
+
+    try:
+        img = decode_image(data, max_pixels=state.settings.max_pixels, name="the upload", max_aspect=1000)
+    except DecodeError as exc:
+        raise UploadError(f"not a page this can read: {exc.reason.replace('_', ' ')} ({exc.detail})") from None
+    colorizer, scangen, device = _load(state)
+    folder = state.root / session / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    hints = None
+    points = json.loads(hints_text or "[]") if hints_text.strip() else []
+    if points:
+        if not takes_hints(colorizer):
+            raise UploadError("this colorizer was trained without hints; colorize without them")
+        (folder / "hints.json").write_text(json.dumps(points))
+        try:
+            hints = read_hints(folder / "hints.json", img.size)
+        except HintFileError as exc:
+            raise UploadError(str(exc).replace(str(folder / "hints.json"), "the hints")) from None
+    with state.lock:
+        try:
+            colors, line_art = colorize_layers(colorizer, scangen, img, None, device, "auto",
+                                               resolve_precision("auto", device), hints)
+        except ValueError as exc:  # a colored page without a scan generator
+            raise UploadError(str(exc)) from None
+    page = compose(colors, line_art, "multiply")
+    page.save(folder / "page.png")
+    colors.save(folder / "color.png")
+    ink = np.array(line_art.convert("L"))
+    Image.fromarray(np.dstack([np.zeros_like(ink)] * 3 + [255 - ink]), "RGBA").save(folder / "ink.png")
+    write_psd(folder / "page.psd", colors, line_art)
+    base = f"/api/result/{session}/{folder.name}"
+    return {"width": img.width, "height": img.height, **{n.replace(".", "_"): f"{base}/{n}" for n in RESULT_NAMES}}
+
+
+def _expire(state: _State, now: float) -> None:
+    for session, last in list(state.seen.items()):
+        if now - last > state.settings.session_ttl_s:
+            shutil.rmtree(state.root / session, ignore_errors=True)
+            del state.seen[session]
+
+
+def create_app(settings: ServeSettings):
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+    from starlette.routing import Route
+
+    root = Path(settings.root) if settings.root else Path(tempfile.mkdtemp(prefix="onepunch-serve-"))
+    state = _State(settings, root)
+
+    def session_of(request: Request) -> str | None:
+        token = request.headers.get("x-session", "")
+        return token if SESSION.match(token) else None
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(PAGE.read_text(encoding="utf-8"),
+                            headers={"Content-Security-Policy": "default-src 'self' 'unsafe-inline' blob: data:"})
+
+    async def colorize(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return JSONResponse({"error": "no session: reload the page"}, status_code=400)
+        declared = int(request.headers.get("content-length") or 0)
+        if declared > settings.max_bytes + 100_000:
+            return JSONResponse({"error": f"the upload is {declared:,} bytes; the limit is {settings.max_bytes:,}"},
+                                status_code=413)
+        try:
+            async with request.form(max_files=1, max_fields=4, max_part_size=settings.max_bytes) as form:
+                upload = form.get("page")
+                if upload is None or isinstance(upload, str):
+                    return JSONResponse({"error": "no page in the upload: pick an image file"}, status_code=400)
+                data = await upload.read(settings.max_bytes + 1)
+                hints_text = str(form.get("hints") or "")
+        except Exception as exc:  # multipart limits: a part too large, too many files
+            return JSONResponse({"error": f"the upload was refused: {exc}"}, status_code=413)
+        if len(data) > settings.max_bytes:
+            return JSONResponse({"error": f"the upload is over the limit of {settings.max_bytes:,} bytes"},
+                                status_code=413)
+        now = time.time()
+        _expire(state, now)
+        state.seen[session] = now
+        try:
+            result = await run_in_threadpool(colorize_upload, state, session, data, hints_text)
+        except (UploadError, json.JSONDecodeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(result)
+
+    async def result(request: Request) -> Response:
+        session, rid, name = (request.path_params[k] for k in ("session", "result", "name"))
+        if not SESSION.match(session) or not re.match(r"^[0-9a-f]{32}$", rid) or name not in RESULT_NAMES:
+            return JSONResponse({"error": "no such result"}, status_code=404)
+        path = state.root / session / rid / name
+        if not path.is_file():
+            return JSONResponse({"error": "no such result (the session ended?)"}, status_code=404)
+        state.seen[session] = time.time()
+        return FileResponse(path, media_type=RESULT_NAMES[name],
+                            headers={"Content-Disposition": f'attachment; filename="colorized-{name}"'}
+                            if request.query_params.get("download") else None)
+
+    async def end(request: Request) -> Response:
+        session = session_of(request) or request.query_params.get("session", "")
+        if SESSION.match(session):
+            shutil.rmtree(state.root / session, ignore_errors=True)
+            state.seen.pop(session, None)
+        return JSONResponse({"ended": True})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        try:
+            yield
+        finally:  # the server stops: every session's files go
+            shutil.rmtree(root, ignore_errors=True)
+
+    async def favicon(request: Request) -> Response:
+        return Response(status_code=204)
+
+    app = Starlette(routes=[Route("/", index), Route("/favicon.ico", favicon),
+                            Route("/api/colorize", colorize, methods=["POST"]),
+                            Route("/api/result/{session}/{result}/{name}", result),
+                            Route("/api/end", end, methods=["POST"])], lifespan=lifespan)
+    app.state.serve = state
+    return app
