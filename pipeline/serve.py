@@ -79,14 +79,7 @@ def _load(state: _State):
 
 def colorize_upload(state: _State, session: str, data: bytes, hints_text: str) -> dict:
     """Decode, colorize (with hints), write the four results; returns their URLs."""
-    import numpy as np
-    from PIL import Image
-
     from pipeline.data.imaging import DecodeError, decode_image
-    from pipeline.hint_files import HintFileError, read_hints
-    from pipeline.layered_file import write_psd
-    from pipeline.models.hints import takes_hints
-    from pipeline.page_inference import colorize_layers, compose, resolve_precision
 
     try:
         img = decode_image(data, max_pixels=state.settings.max_pixels, name="the upload", max_aspect=1000)
@@ -95,6 +88,23 @@ def colorize_upload(state: _State, session: str, data: bytes, hints_text: str) -
     colorizer, scangen, device = _load(state)
     folder = state.root / session / uuid.uuid4().hex
     folder.mkdir(parents=True)
+    try:
+        return _colorize_into(state, folder, session, img, hints_text, colorizer, scangen, device)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing half-written is left behind
+        raise
+
+
+def _colorize_into(state: _State, folder: Path, session: str, img, hints_text: str, colorizer, scangen,
+                   device) -> dict:
+    import numpy as np
+    from PIL import Image
+
+    from pipeline.hint_files import HintFileError, read_hints
+    from pipeline.layered_file import write_psd
+    from pipeline.models.hints import takes_hints
+    from pipeline.page_inference import colorize_layers, compose, resolve_precision
+
     hints = None
     points = json.loads(hints_text or "[]") if hints_text.strip() else []
     if points:
@@ -150,7 +160,9 @@ def create_app(settings: ServeSettings):
         session = session_of(request)
         if session is None:
             return JSONResponse({"error": "no session: reload the page"}, status_code=400)
-        declared = int(request.headers.get("content-length") or 0)
+        if not (request.headers.get("content-length") or "").isdigit():  # chunked: no size to check up front
+            return JSONResponse({"error": "uploads need a Content-Length (every browser sends one)"}, status_code=411)
+        declared = int(request.headers["content-length"])
         if declared > settings.max_bytes + 100_000:
             return JSONResponse({"error": f"the upload is {declared:,} bytes; the limit is {settings.max_bytes:,}"},
                                 status_code=413)

@@ -105,10 +105,13 @@ def test_bad_uploads_get_a_message_and_the_server_keeps_serving(served, data, st
 
 
 def test_bad_hints_and_sessions_are_refused(served):
-    client, _ = served
+    client, root = served
     res = post(client, A, boxes_page(), [{"x": 500, "y": 5, "color": "#ff0000"}])
     assert res.status_code == 400 and "the hints" in res.json()["error"] and "/" not in res.json()["error"][:12]
     assert post(client, "not-a-token", boxes_page()).status_code == 400
+    chunked = client.post("/api/colorize", headers={"X-Session": A}, content=iter([b"x" * 10]))
+    assert chunked.status_code == 411 and "Content-Length" in chunked.json()["error"]
+    assert not (root / A).exists() or not any((root / A).iterdir())  # refused pages leave nothing
 
 
 def test_tabs_are_isolated_and_ending_a_session_removes_its_files(served):
