@@ -41,7 +41,8 @@ def is_chapter(path: Path) -> bool:
     return path.is_dir() or (path.is_file() and path.suffix.lower() in ARCHIVE_SUFFIXES)
 
 
-def _is_junk(rel: PurePosixPath) -> bool:
+def is_junk(rel: PurePosixPath) -> bool:
+    """A hidden file or folder, or macOS archive litter (`__MACOSX/`)."""
     return any(part.startswith(".") or part == "__MACOSX" for part in rel.parts)
 
 
@@ -64,7 +65,7 @@ def list_pages(chapter: Path, exclude: Path | None = None) -> tuple[list[Page], 
                 continue
             if excluded is not None and excluded in p.resolve().parents:
                 continue
-            if _is_junk(rel) or p.suffix.lower() not in IMAGE_SUFFIXES:
+            if is_junk(rel) or p.suffix.lower() not in IMAGE_SUFFIXES:
                 skipped.append(str(rel))
                 continue
             pages.append(Page(str(rel), p.read_bytes))
@@ -77,7 +78,7 @@ def list_pages(chapter: Path, exclude: Path | None = None) -> tuple[list[Page], 
             rel = PurePosixPath(info.filename)
             if info.is_dir():
                 continue
-            if _is_junk(rel) or rel.suffix.lower() not in IMAGE_SUFFIXES:
+            if is_junk(rel) or rel.suffix.lower() not in IMAGE_SUFFIXES:
                 skipped.append(info.filename)
                 continue
             pages.append(Page(info.filename, _entry_reader(archive, info)))

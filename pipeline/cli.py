@@ -132,7 +132,7 @@ def synthetic_page(
 def synthetic_series(
     out: Annotated[Path, typer.Argument(help="folder to write the series into (a `folder` source), "
                                         "e.g. data/own/series: color/ and lineart/ pages")],
-    heldout: Annotated[Optional[Path], typer.Option(
+    heldout: Annotated[Path | None, typer.Option(
         help="also write held-out (scan, color) pairs here, for `onepunch evaluate`")] = None,
     pages: Annotated[int, typer.Option(help="colored pages to fine-tune on")] = 20,
     lineart: Annotated[int, typer.Option(help="black-and-white pages (the CycleGAN's scan domain)")] = 20,
@@ -435,7 +435,8 @@ def serve(
         help="scan generator, for colored pages dropped on the page")] = DEFAULT_SCAN_MODEL,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     max_mb: Annotated[float, typer.Option(help="largest upload, in MB")] = 40.0,
-    max_megapixels: Annotated[float, typer.Option(help="largest page, in megapixels (decompression-bomb guard)")] = 40.0,
+    max_megapixels: Annotated[float, typer.Option(
+        help="largest page, in megapixels (decompression-bomb guard)")] = 40.0,
 ) -> None:
     """A local web page: drop a page, dot hint colors, colorize, compare, download the PNG and
     the layered PSD. Runs offline; binds 127.0.0.1 unless told otherwise."""

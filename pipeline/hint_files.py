@@ -51,22 +51,28 @@ def read_hints(path: Path, page_size: tuple[int, int]) -> tuple[np.ndarray, np.n
 
 
 def _from_json(path: Path, page_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    w, h = page_size
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise HintFileError(f"hint file {path}: not JSON ({exc})") from None
+    return hints_from_points(data, page_size, f"hint file {path}")
+
+
+def hints_from_points(data, page_size: tuple[int, int], source: str) -> tuple[np.ndarray, np.ndarray]:
+    """JSON points [{"x", "y", "color"}] (already parsed) -> (hint_ids, colors) as `read_hints`;
+    errors name `source` (a file, or "the hints" of a web upload)."""
+    w, h = page_size
     if not isinstance(data, list):
-        raise HintFileError(f"hint file {path}: expected a list of {{\"x\", \"y\", \"color\"}} points, "
+        raise HintFileError(f"{source}: expected a list of {{\"x\", \"y\", \"color\"}} points, "
                             f"got {type(data).__name__}")
     if len(data) > MAX_HINTS:
-        raise HintFileError(f"hint file {path}: {len(data)} points; at most {MAX_HINTS}")
+        raise HintFileError(f"{source}: {len(data)} points; at most {MAX_HINTS}")
     ids = np.full((h, w), -1, np.int32)
     colors = np.zeros((len(data), 3), np.uint8)
     yy, xx = np.mgrid[-POINT_RADIUS:POINT_RADIUS + 1, -POINT_RADIUS:POINT_RADIUS + 1]
     disk = yy ** 2 + xx ** 2 <= POINT_RADIUS ** 2
     for k, point in enumerate(data):
-        where = f"hint file {path}, point {k}"
+        where = f"{source}, point {k}"
         if not isinstance(point, dict) or not {"x", "y", "color"} <= set(point):
             raise HintFileError(f"{where}: expected {{\"x\": ..., \"y\": ..., \"color\": \"#rrggbb\"}}, got {point!r}")
         x, y = point["x"], point["y"]

@@ -100,21 +100,23 @@ def _colorize_into(state: _State, folder: Path, session: str, img, hints_text: s
     import numpy as np
     from PIL import Image
 
-    from pipeline.hint_files import HintFileError, read_hints
+    from pipeline.hint_files import HintFileError, hints_from_points
     from pipeline.layered_file import write_psd
     from pipeline.models.hints import takes_hints
     from pipeline.page_inference import colorize_layers, compose, resolve_precision
 
     hints = None
-    points = json.loads(hints_text or "[]") if hints_text.strip() else []
+    try:
+        points = json.loads(hints_text) if hints_text.strip() else []
+    except json.JSONDecodeError as exc:
+        raise UploadError(f"the hints: not JSON ({exc})") from None
     if points:
         if not takes_hints(colorizer):
             raise UploadError("this colorizer was trained without hints; colorize without them")
-        (folder / "hints.json").write_text(json.dumps(points))
         try:
-            hints = read_hints(folder / "hints.json", img.size)
+            hints = hints_from_points(points, img.size, "the hints")
         except HintFileError as exc:
-            raise UploadError(str(exc).replace(str(folder / "hints.json"), "the hints")) from None
+            raise UploadError(str(exc)) from None
     with state.lock:
         try:
             colors, line_art = colorize_layers(colorizer, scangen, img, None, device, "auto",
@@ -141,6 +143,8 @@ def _expire(state: _State, now: float) -> None:
 def create_app(settings: ServeSettings):
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+    from starlette.formparsers import MultiPartException
     from starlette.requests import Request
     from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
@@ -173,8 +177,9 @@ def create_app(settings: ServeSettings):
                     return JSONResponse({"error": "no page in the upload: pick an image file"}, status_code=400)
                 data = await upload.read(settings.max_bytes + 1)
                 hints_text = str(form.get("hints") or "")
-        except Exception as exc:  # multipart limits: a part too large, too many files
-            return JSONResponse({"error": f"the upload was refused: {exc}"}, status_code=413)
+        except (HTTPException, MultiPartException) as exc:  # multipart limits: a part too large, too many files
+            return JSONResponse({"error": f"the upload was refused: {getattr(exc, 'detail', exc)}"},
+                                status_code=413)
         if len(data) > settings.max_bytes:
             return JSONResponse({"error": f"the upload is over the limit of {settings.max_bytes:,} bytes"},
                                 status_code=413)
@@ -183,7 +188,7 @@ def create_app(settings: ServeSettings):
         state.seen[session] = now
         try:
             result = await run_in_threadpool(colorize_upload, state, session, data, hints_text)
-        except (UploadError, json.JSONDecodeError) as exc:
+        except UploadError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(result)
 

@@ -62,3 +62,42 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until_serving(url: str, proc, what: str, timeout: float = 60) -> None:
+    """Poll `url` until the server started as `proc` answers (any HTTP status counts);
+    kill it and fail, with its output, when it does not within `timeout` s."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # answering (a 403 without credentials is fine)
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    out = proc.stdout or proc.stderr
+    raise AssertionError(f"{what} did not start: {out.read()[-2000:] if out else ''}")
+
+
+def rerun_resumes(cmd: list[str], cwd, env: dict, live) -> None:
+    """Re-run a killed training stage as DVC does (its DVCLive folder deleted first) and
+    check that it resumed from its checkpoint."""
+    import shutil
+    import subprocess
+
+    shutil.rmtree(live)
+    out = subprocess.run(cmd, cwd=cwd, env=env, check=True, timeout=600, capture_output=True, text=True)
+    assert "resuming from" in out.stdout + out.stderr
+
+
+def same_weights(a, b) -> bool:
+    """Do two published model files hold identical weights?"""
+    x = torch.load(a, weights_only=True)["state_dict"]
+    y = torch.load(b, weights_only=True)["state_dict"]
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)

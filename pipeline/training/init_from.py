@@ -10,8 +10,8 @@ published file carries only the generator).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from torch import nn
 

@@ -15,7 +15,6 @@ from pipeline.models.pixels import greyscale_u8
 from pipeline.models.unet import publish_colorizer
 from pipeline.training.colorizer_step import VARIANTS, colorizer_step, describe, make_state
 from pipeline.training.gan_stage import GanStagePlan, run_gan_stage
-from pipeline.training.init_from import file_digest
 from pipeline.training.runtime import Runtime
 from pipeline.training.state import TrainState
 
@@ -51,16 +50,13 @@ def train_colorizer(params: Params, variant: str, prepared: Path, pairs: Path | 
             publish_colorizer(state.models["G"], model_path, image_size=colors.shape[1], steps=state.step,
                               variant=variant)
             metrics = {"steps": state.step, "variant": variant, "train_pairs": len(colors)}
-            if cfg.init_from:
-                metrics.update(init_from=cfg.init_from, init_sha256=file_digest(cfg.init_from))
             return metrics, {}
 
         return GanStagePlan(
             state=make_state(cfg, params.lr, rt, scans, colors, params.seed),
             step=lambda st: colorizer_step(st, cfg, rt),
             describe=describe(cfg, params.lr, variant),
-            inputs=[prepared / "index.parquet"] + ([pairs / "pairs.json"] if variant == "scangen" else [])
-            + ([Path(cfg.init_from)] if cfg.init_from else []),
+            inputs=[prepared / "index.parquet"] + ([pairs / "pairs.json"] if variant == "scangen" else []),
             sample=lambda st: colorizer_sample_grid(st.models["G"], hold_scans, shown_colors, rt),
             finish=finish,
         )

@@ -16,7 +16,6 @@ from pipeline.inference import generate_scans
 from pipeline.models.weak_generator import publish_scan_generator
 from pipeline.training.cyclegan_step import cyclegan_step, describe, make_state
 from pipeline.training.gan_stage import GanStagePlan, run_gan_stage
-from pipeline.training.init_from import file_digest
 from pipeline.training.runtime import Runtime
 from pipeline.training.state import TrainState
 
@@ -44,8 +43,6 @@ def train_scan_generator(params: Params, prepared: Path, model_path: Path, live_
             g_scan = state.models["G_scan"]
             publish_scan_generator(g_scan, model_path, image_size=color.shape[1], steps=state.step)
             metrics = {"steps": state.step}
-            if cfg.init_from:
-                metrics.update(init_from=cfg.init_from, init_sha256=file_digest(cfg.init_from))
             if hold_truth is None:
                 return metrics, {}
             metrics.update(scan_quality(generate_scans(g_scan, hold_color, rt, cfg.eval_batch), hold_color,
@@ -56,7 +53,7 @@ def train_scan_generator(params: Params, prepared: Path, model_path: Path, live_
             state=make_state(cfg, params.lr, rt, color, scan, params.seed),
             step=lambda st: cyclegan_step(st, cfg, rt),
             describe=describe(cfg, params.lr),
-            inputs=[prepared / "index.parquet"] + ([Path(cfg.init_from)] if cfg.init_from else []),
+            inputs=[prepared / "index.parquet"],
             sample=lambda st: scan_sample_grid(st.models["G_scan"], shown_colors, shown_truth, rt),
             finish=finish,
         )

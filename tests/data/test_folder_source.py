@@ -84,7 +84,7 @@ def test_folder_source_runs_through_the_data_stages(series, tmp_path):
     materialize_source(source, out, progress=False)
     paths = discover_metadata_files(metadata_dir(source, out), [])
     build_metadata_table(paths, tmp_path / "metadata.parquet", progress=False)
-    selected, counts = select_posts(tmp_path / "metadata.parquet", shipped_select())
+    selected, _ = select_posts(tmp_path / "metadata.parquet", shipped_select())
     files = folder_files(out)
     by_name = dict(zip([files[i] for i in selected.column("id").to_pylist()], selected.column("domain").to_pylist()))
     assert by_name["color/cover.png"] == "color" and by_name["loose/spread.jpg"] == "color"

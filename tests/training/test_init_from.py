@@ -14,9 +14,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from helpers import kill_at_checkpoint
+from helpers import kill_at_checkpoint, rerun_resumes, same_weights
 
-from pipeline.config import ColorizerConfig, CycleGANConfig, ParamsError, params_from_dict
+from pipeline.config import (
+    ColorizerConfig,
+    CycleGANConfig,
+    ParamsError,
+    params_from_dict,
+)
 from pipeline.models.unet import publish_colorizer
 from pipeline.models.weak_generator import publish_scan_generator
 from pipeline.training.colorizer_step import build_colorizer, make_state
@@ -156,15 +161,9 @@ def test_sigkill_of_a_fine_tune_then_rerun_resumes_to_the_same_model(tmp_path):
     proc = subprocess.Popen(stage_cmd("resumed.pt", "ck2", "live2"), cwd=tmp_path, env=env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     kill_at_checkpoint(proc, tmp_path / "ck2" / "last.pt")
-    shutil.rmtree(tmp_path / "live2")  # DVC deletes the stage's outputs before re-running it
-    out = subprocess.run(stage_cmd("resumed.pt", "ck2", "live2"), cwd=tmp_path, env=env(), check=True,
-                         timeout=600, capture_output=True, text=True)
-    assert "resuming from" in out.stdout + out.stderr
-    a = torch.load(tmp_path / "straight.pt", weights_only=True)["state_dict"]
-    b = torch.load(tmp_path / "resumed.pt", weights_only=True)["state_dict"]
-    start = torch.load(init, weights_only=True)["state_dict"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not all(torch.equal(a[k], start[k]) for k in a)  # it trained
+    rerun_resumes(stage_cmd("resumed.pt", "ck2", "live2"), tmp_path, env(), tmp_path / "live2")
+    assert same_weights(tmp_path / "straight.pt", tmp_path / "resumed.pt")
+    assert not same_weights(tmp_path / "straight.pt", init)  # it trained
     metrics = json.loads((tmp_path / "resumed.pt.json").read_text())["colorizer"]
     assert metrics["init_from"] == "models/init/colorizer.pt" and metrics["init_sha256"] == file_digest(init)
     # a kill, then another file under the same name: the old file's checkpoint is not resumed

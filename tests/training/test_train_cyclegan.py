@@ -2,7 +2,6 @@
 to the same model; pairs line up with the colored shards."""
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from helpers import kill_at_checkpoint
+from helpers import kill_at_checkpoint, rerun_resumes, same_weights
 
 pytestmark = pytest.mark.slow  # `make test` runs them; `-m 'not slow'` skips them
 
@@ -73,14 +72,8 @@ def test_sigkill_then_rerun_resumes_to_the_same_model(project):
     ckpt = project / "ck2" / "last.pt"
     kill_at_checkpoint(proc, ckpt)
     assert not (project / "resumed.pt").exists()
-    shutil.rmtree(project / "live2")  # DVC deletes the stage's outputs before re-running it
-    out = subprocess.run(stage_cmd("resumed.pt", "ck2", "live2"), cwd=project, env=env(), check=True,
-                         timeout=600, capture_output=True, text=True)
-    assert "resuming from" in out.stdout + out.stderr
-    a = torch.load(project / "straight.pt", weights_only=True)["state_dict"]
-    b = torch.load(project / "resumed.pt", weights_only=True)["state_dict"]
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    rerun_resumes(stage_cmd("resumed.pt", "ck2", "live2"), project, env(), project / "live2")
+    assert same_weights(project / "straight.pt", project / "resumed.pt")
     assert not ckpt.exists()  # cleared once the model is published
     # the loss curves are those of the uninterrupted run, restored from beside the checkpoint
     for tsv in (project / "live1" / "plots" / "metrics").rglob("*.tsv"):
