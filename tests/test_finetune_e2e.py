@@ -13,7 +13,7 @@ from pipeline.data.synthetic.pages import write_series
 pytestmark = pytest.mark.slow  # `make test` runs them; `-m 'not slow'` skips them
 
 FINE_TUNE = ["-S", "source.kind=folder", "-S", "source.root=data/own/series",
-             "-S", "cyclegan.init_from=models/init/scan_generator.pt", "-S", "cyclegan.steps=0",
+             "-S", "cyclegan.init_from=models/init/scan_generator.pt", "-S", "cyclegan.steps=4",
              "-S", "colorizer.init_from=models/init/colorizer.pt", "-S", "colorizer.steps=8"]
 
 
@@ -35,17 +35,20 @@ def test_folder_source_and_fine_tune_as_an_experiment(tmp_path):
     assert source["kind"] == "folder" and source["color"] == 6 and source["lineart"] == 3
     assert source["by_folder"] == 9 and source["unreadable"] == 0
     cyclegan = json.loads((path / "metrics" / "cyclegan.json").read_text())["scan"]
-    assert cyclegan["steps"] == 0 and cyclegan["init_from"] == "models/init/scan_generator.pt"
+    assert cyclegan["steps"] == 4 and cyclegan["init_from"] == "models/init/scan_generator.pt"
+    assert len(cyclegan["init_sha256"]) == 16
     colorizer = json.loads((path / "metrics" / "colorizer-scangen.json").read_text())["colorizer"]
     assert colorizer["steps"] == 8 and len(colorizer["init_sha256"]) == 16
     select = json.loads((path / "metrics" / "select.json").read_text())["select"]
     assert select["color_holdout"] >= 1  # a small folder still gets a holdout for the grids
-    # the scan generator was published as it was released
+    # the scan generator trained on from the released one: moved, but only a little
     import torch
 
     a = torch.load(path / "models" / "scan_generator.pt", weights_only=True)["state_dict"]
     b = torch.load(path / "models" / "init" / "scan_generator.pt", weights_only=True)["state_dict"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    moved = [k for k in a if a[k].is_floating_point() and not torch.equal(a[k], b[k])]
+    assert moved
+    assert all((a[k] - b[k]).norm() < 0.5 * b[k].norm() + 1e-3 for k in moved)
     shown = json.dumps(json.loads(dvc("exp", "show", "--json", cwd=path).stdout))
     assert "models/init/colorizer.pt" in shown and "data/own/series" in shown
 

@@ -6,6 +6,8 @@ Inputs (what the README's walk produces; one `after` per seed, each a DVC experi
     --before before.json              `onepunch evaluate HELDOUT --model models/init/colorizer.pt`
     --after after0.json after1.json   the same with each seed's fine-tuned models/colorizer.pt
     --heldout HELDOUT --released R.pt --tuned T.pt   for the picture (one held-out page)
+    --after-scan-tuned s0.json s1.json ...  optional: the same seeds with the scan generator
+                                      fine-tuned too (`cyclegan.steps` > 0), compared seed by seed
 
 Writes docs/series.json (per-seed figures, mean ± std over seeds, the after/before ratio
 of each seed) and docs/series_before_after.png (scan | released | fine-tuned | truth, the
@@ -48,6 +50,21 @@ def figures(before: Path, afters: list[Path]) -> dict:
     return out
 
 
+def compare_settings(base: dict, other: dict) -> dict:
+    """Seed-by-seed ΔE margin of a second setting over the first (positive: the second is
+    better), with whether every seed goes the same way and the mean margin is >= 2 std."""
+    a = [r["colorized_delta_e"] for r in base["after_per_seed"]]
+    b = [r["colorized_delta_e"] for r in other["after_per_seed"]]
+    if len(a) != len(b):
+        raise SystemExit(f"--after has {len(a)} seeds, --after-scan-tuned {len(b)}: give the same seeds, in order")
+    margins = np.array(a) - np.array(b)
+    std = float(margins.std(ddof=1)) if len(margins) > 1 else 0.0
+    return {"delta_e_margin_per_seed": [round(float(m), 3) for m in margins],
+            "mean": round(float(margins.mean()), 3), "std": round(std, 3),
+            "every_seed_same_way": bool((margins > 0).all() or (margins < 0).all()),
+            "mean_at_least_2_std": bool(abs(margins.mean()) >= 2 * std)}
+
+
 def pictures(heldout: Path, released: Path, tuned: Path, docs: Path, page: str = "page_001") -> None:
     import torch
     from PIL import Image
@@ -79,6 +96,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--before", type=Path, required=True)
     ap.add_argument("--after", type=Path, nargs="+", required=True)
+    ap.add_argument("--after-scan-tuned", type=Path, nargs="+",
+                    help="the same seeds, the scan generator fine-tuned as well")
     ap.add_argument("--heldout", type=Path)
     ap.add_argument("--released", type=Path)
     ap.add_argument("--tuned", type=Path)
@@ -86,6 +105,10 @@ def main() -> None:
     ap.add_argument("--docs", type=Path, default=ROOT / "docs")
     args = ap.parse_args()
     out = figures(args.before, args.after)
+    if args.after_scan_tuned:
+        other = figures(args.before, args.after_scan_tuned)
+        out["scan_tuned"] = {k: other[k] for k in ("after_per_seed", "after", "ratio_delta_e")}
+        out["scan_tuned"]["vs_colorizer_only"] = compare_settings(out, other)
     if args.extra:
         out.update(json.loads(args.extra.read_text()))
     (args.docs / "series.json").write_text(json.dumps(out, indent=2) + "\n")
@@ -94,6 +117,12 @@ def main() -> None:
         a = out["after"][m]
         print(f"{m:<28}{out['before'][m]:>10.3f}{a['mean']:>24.3f} ± {a['std']:.3f}")
     print(f"ΔE after / before per seed: {out['ratio_delta_e']['per_seed']}")
+    if "scan_tuned" in out:
+        st = out["scan_tuned"]
+        de = st["after"]["colorized_delta_e"]
+        print(f"scan generator fine-tuned too: ΔE {de['mean']:.3f} ± {de['std']:.3f}, "
+              f"after / before per seed {st['ratio_delta_e']['per_seed']}")
+        print(f"  ΔE gain over the colorizer-only fine-tune per seed: {st['vs_colorizer_only']}")
     if args.heldout and args.released and args.tuned:
         pictures(args.heldout, args.released, args.tuned, args.docs)
 
