@@ -26,11 +26,14 @@ def test_ratio_and_seed_by_seed_margin(tmp_path):
     assert only["after"]["colorized_delta_e"]["mean"] == pytest.approx(15.1)
     better = figures(before, [evaluation(tmp_path, f"b{s}", v) for s, v in enumerate((14.7, 14.6, 14.8))])
     cmp = compare_settings(only, better)
-    assert cmp["delta_e_margin_per_seed"] == [0.5, 0.4, 0.3]
-    assert cmp["every_seed_same_way"] and cmp["mean_at_least_2_std"]
+    assert cmp["margins"] == [0.5, 0.4, 0.3]
+    assert cmp["every_seed"] and cmp["margin_over_2std"]
     mixed = figures(before, [evaluation(tmp_path, f"m{s}", v) for s, v in enumerate((14.7, 15.3, 15.0))])
     cmp = compare_settings(only, mixed)
-    assert not cmp["every_seed_same_way"] and not cmp["mean_at_least_2_std"]
+    assert not cmp["every_seed"] and not cmp["margin_over_2std"]
+    worse = figures(before, [evaluation(tmp_path, f"w{s}", v) for s, v in enumerate((15.6, 15.5, 15.7))])
+    cmp = compare_settings(only, worse)  # worse in every seed: no claim for the second setting
+    assert cmp["margins"] == [-0.4, -0.5, -0.6] and not cmp["every_seed"] and not cmp["margin_over_2std"]
 
 
 def test_different_seed_counts_are_refused(tmp_path):

@@ -84,6 +84,15 @@ def runs_by_seed(exp_show: list[dict]) -> dict[int, dict]:
     return out
 
 
+def verdict(margins: list[float]) -> dict:
+    """A claim over seeds from per-seed margins oriented so that positive favours it: their
+    mean and std, whether every seed goes that way, and whether the mean exceeds 2 std."""
+    mean = statistics.fmean(margins)
+    std = statistics.stdev(margins) if len(margins) > 1 else 0.0
+    return {"margins": margins, "mean_margin": mean, "std": std,
+            "every_seed": all(m > 0 for m in margins), "margin_over_2std": mean > 2 * std}
+
+
 def seed_table(runs: dict[int, dict]) -> dict:
     seeds = sorted(runs)
     figures = {}
@@ -99,10 +108,7 @@ def seed_table(runs: dict[int, dict]) -> dict:
             continue
         margins = [(y - x) if better == "lower" else (x - y)
                    for x, y in zip(figures[a]["per_seed"], figures[b]["per_seed"])]
-        mean = statistics.fmean(margins)
-        std = statistics.stdev(margins) if len(margins) > 1 else 0.0
-        verdicts.append({"comparison": label, "margins": margins, "mean_margin": mean, "std": std,
-                         "every_seed": all(m > 0 for m in margins), "margin_over_2std": mean > 2 * std})
+        verdicts.append({"comparison": label, **verdict(margins)})
     return {"seeds": seeds, "figures": figures, "comparisons": verdicts}
 
 

@@ -52,17 +52,15 @@ def figures(before: Path, afters: list[Path]) -> dict:
 
 def compare_settings(base: dict, other: dict) -> dict:
     """Seed-by-seed ΔE margin of a second setting over the first (positive: the second is
-    better), with whether every seed goes the same way and the mean margin is >= 2 std."""
+    better), judged as the seed table judges a claim (`seed_table.verdict`)."""
+    from seed_table import verdict
+
     a = [r["colorized_delta_e"] for r in base["after_per_seed"]]
     b = [r["colorized_delta_e"] for r in other["after_per_seed"]]
     if len(a) != len(b):
         raise SystemExit(f"--after has {len(a)} seeds, --after-scan-tuned {len(b)}: give the same seeds, in order")
-    margins = np.array(a) - np.array(b)
-    std = float(margins.std(ddof=1)) if len(margins) > 1 else 0.0
-    return {"delta_e_margin_per_seed": [round(float(m), 3) for m in margins],
-            "mean": round(float(margins.mean()), 3), "std": round(std, 3),
-            "every_seed_same_way": bool((margins > 0).all() or (margins < 0).all()),
-            "mean_at_least_2_std": bool(abs(margins.mean()) >= 2 * std)}
+    out = verdict([round(x - y, 3) for x, y in zip(a, b)])
+    return {**out, "mean_margin": round(out["mean_margin"], 3), "std": round(out["std"], 3)}
 
 
 def pictures(heldout: Path, released: Path, tuned: Path, docs: Path, page: str = "page_001") -> None:

@@ -26,7 +26,6 @@ the holdout again from `source.synthetic`, so no other stage output is read.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from pathlib import Path
@@ -35,20 +34,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def _png(img) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
-
-
-def _jpeg(img) -> bytes:
-    from pipeline.data.synthetic.drawing import JPEG_QUALITY
-
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=JPEG_QUALITY)
-    return buf.getvalue()
 
 
 def render_variants(plan, seed: int, canvas: int, cast_size: int, phases: int,
@@ -98,6 +83,7 @@ def measure(params_path: Path, selected_path: Path, phases: int, seed: int,
 
     from pipeline.config import load_params
     from pipeline.data.imaging import prepare_image
+    from pipeline.data.synthetic.drawing import _encode
     from pipeline.data.synthetic.posts import plan_posts
     from pipeline.evaluation.measures import compare, psnr_per_image
     from pipeline.models.pixels import luma
@@ -108,7 +94,8 @@ def measure(params_path: Path, selected_path: Path, phases: int, seed: int,
     syn, images = params.source.synthetic, params.images
     table = pq.read_table(selected_path).to_pandas()
     ids = sorted(int(i) for i in table[(table["domain"] == "color") & (table["split"] == "holdout")]["id"])
-    plans = {p.id: p for p in plan_posts(syn) if p.id in set(ids)}
+    wanted = set(ids)
+    plans = {p.id: p for p in plan_posts(syn) if p.id in wanted}
     rng = np.random.default_rng(seed)
 
     def prep(data: bytes, channels: int) -> np.ndarray:
@@ -120,9 +107,9 @@ def measure(params_path: Path, selected_path: Path, phases: int, seed: int,
         v = render_variants(plans[pid], syn.seed, syn.canvas, syn.cast_size, phases, rng)
         if not v:
             continue
-        rows["color"].append(prep(_jpeg(v["color"]), 3))
+        rows["color"].append(prep(_encode(v["color"], "JPEG"), 3))
         for name in ("truth", "shifted", "descreened"):
-            rows[name].append(prep(_png(v[name]), 1))
+            rows[name].append(prep(_encode(v[name], "PNG"), 1))
         print(f"tone phase: {k + 1}/{len(ids)} pictures", file=sys.stderr, end="\r", flush=True)
     print(file=sys.stderr)
 

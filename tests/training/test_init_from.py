@@ -145,17 +145,22 @@ def env() -> dict:
                 OMP_NUM_THREADS="1")
 
 
-@pytest.mark.slow
-def test_sigkill_of_a_fine_tune_then_rerun_resumes_to_the_same_model(tmp_path):
-    rng = np.random.default_rng(0)
+def fine_tune_project(tmp_path: Path, params: str, seed: int) -> Path:
+    """A stage's working folder: random prepared shards, params.yaml, and a released
+    colorizer under models/init/ (returned) for the params to start from."""
+    rng = np.random.default_rng(seed)
     prepared = tmp_path / "prepared"
     prepared.mkdir()
     np.save(prepared / "color-train-00000.npy", rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8))
     np.save(prepared / "color-holdout-00000.npy", rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8))
     pq.write_table(pa.table({"id": [1]}), prepared / "index.parquet")
-    (tmp_path / "params.yaml").write_text(PARAMS)
-    init = published_colorizer(tmp_path / "models" / "init" / "colorizer.pt",
-                               replace(TINY, crop=24))
+    (tmp_path / "params.yaml").write_text(params)
+    return published_colorizer(tmp_path / "models" / "init" / "colorizer.pt", replace(TINY, crop=24))
+
+
+@pytest.mark.slow
+def test_sigkill_of_a_fine_tune_then_rerun_resumes_to_the_same_model(tmp_path):
+    init = fine_tune_project(tmp_path, PARAMS, seed=0)
     subprocess.run(stage_cmd("straight.pt", "ck1", "live1"), cwd=tmp_path, env=env(), check=True, timeout=600,
                    capture_output=True)
     proc = subprocess.Popen(stage_cmd("resumed.pt", "ck2", "live2"), cwd=tmp_path, env=env(),
@@ -176,3 +181,16 @@ def test_sigkill_of_a_fine_tune_then_rerun_resumes_to_the_same_model(tmp_path):
                          timeout=600, capture_output=True, text=True)
     assert "resuming from" not in out.stdout + out.stderr
     assert json.loads((tmp_path / "other.pt.json").read_text())["colorizer"]["init_sha256"] == file_digest(init)
+
+
+@pytest.mark.slow
+def test_steps_0_publishes_the_file_as_it_is(tmp_path):
+    """`steps: 0` with init_from (the README's "use it as it is"): the stage publishes the
+    released weights unchanged, records where they came from, and draws one sample grid."""
+    init = fine_tune_project(tmp_path, PARAMS.replace("  steps: 40\n", "  steps: 0\n"), seed=1)
+    subprocess.run(stage_cmd("as_is.pt", "ck", "live"), cwd=tmp_path, env=env(), check=True, timeout=600,
+                   capture_output=True)
+    assert same_weights(tmp_path / "as_is.pt", init)
+    metrics = json.loads((tmp_path / "as_is.pt.json").read_text())["colorizer"]
+    assert metrics["steps"] == 0 and metrics["init_sha256"] == file_digest(init)
+    assert len(list((tmp_path / "live").rglob("*.png"))) == 1
