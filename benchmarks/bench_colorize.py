@@ -35,13 +35,13 @@ def main() -> None:
     import torch
     from PIL import Image
 
+    from pipeline.colorist.batch_files import colorize_files
+    from pipeline.colorist.page import colorize_image
     from pipeline.config import load_params
-    from pipeline.models.pixels import greyscale_u8, to_model_input
-    from pipeline.models.unet import load_colorizer
-    from pipeline.page_files import colorize_files
-    from pipeline.page_inference import colorize_image
+    from pipeline.models.colorizer import load_colorizer
+    from pipeline.pixels import greyscale_u8, to_model_input
+    from pipeline.runtime import setup_runtime
     from pipeline.training.colorizer_step import colorizer_step, make_state
-    from pipeline.training.runtime import setup_runtime
 
     params = load_params(ROOT / "params.yaml")
     rt = setup_runtime("auto", autotune=False)  # as `onepunch colorize` runs

@@ -1,4 +1,4 @@
-"""Per-core throughput of `pipeline.data.imaging.prepare_image` against a naive Pillow loop.
+"""Per-core throughput of `pipeline.imaging.prepare_image` against a naive Pillow loop.
 
 Generates N drawing-like 512x512 JPEGs (filled shapes with black outlines and strokes,
 padded with white like Danbooru's 512px set, quality 90), or reads them from --input,
@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
-from pipeline.data.imaging import prepare_image
+from pipeline.imaging import prepare_image
 
 MAX_PIXELS = 100_000_000
 SIDE = 512

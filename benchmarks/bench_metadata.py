@@ -4,7 +4,7 @@ Generates full-format metadata (string numbers, 1970 nulls, ~30 tag objects per 
 2% duplicate ids) and times three ways of producing the filtered, typed table, each in
 its own child process so peak RSS is measured per method (ru_maxrss of that child):
 
-  ours    pipeline.data.metadata.filter_metadata (fused parse+dedupe+filter, the
+  ours    pipeline.data.metadata.filter.filter_metadata (fused parse+dedupe+filter, the
           `onepunch metadata --select` path)
   stages  the DVC stages: build_metadata_table (full typed table) + select_posts
   pandas  pandas.read_json(lines=True) + filter + to_parquet
@@ -85,7 +85,7 @@ def _select_cfg():
 
 def run_ours(src: Path, out: Path) -> int:
     """The fused path: `onepunch metadata --select params.yaml`."""
-    from pipeline.data.metadata import filter_metadata
+    from pipeline.data.metadata.filter import filter_metadata
 
     _, counts = filter_metadata([src], out, _select_cfg(), progress=False)
     return counts["selected"]
@@ -93,7 +93,7 @@ def run_ours(src: Path, out: Path) -> int:
 
 def run_stages(src: Path, out: Path) -> int:
     """The DVC stages: full typed table (metadata stage), then the select stage."""
-    from pipeline.data.metadata import build_metadata_table
+    from pipeline.data.metadata.table import build_metadata_table
     from pipeline.data.select import select_posts
     from pipeline.files import write_parquet
 

@@ -54,14 +54,14 @@ def main() -> None:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from pipeline.colorist.batch_files import colorize_files
+    from pipeline.colorist.tiling import run_tiled
     from pipeline.data.synthetic.palettes import make_cast
-    from pipeline.data.synthetic.rendering import render_scan
+    from pipeline.data.synthetic.scene_images import render_scan
     from pipeline.data.synthetic.scenes import make_scene
-    from pipeline.models.hints import takes_hints
-    from pipeline.models.unet import load_colorizer
-    from pipeline.page_files import colorize_files
-    from pipeline.page_inference import autocast, resolve_precision, run_tiled
-    from pipeline.training.runtime import setup_runtime
+    from pipeline.models.colorizer import load_colorizer, takes_hints
+    from pipeline.runtime import inference_autocast as autocast
+    from pipeline.runtime import resolve_precision, setup_runtime
 
     if not args.model.is_file():
         raise SystemExit(f"{args.model}: run `dvc repro` (or `dvc pull`) first")
@@ -143,7 +143,7 @@ def hint_overhead(model, page, device, precision: str, reps: int = 3) -> dict:
     hints' reading, spreading and encoding)."""
     import statistics
 
-    from pipeline.page_inference import colorize_layers
+    from pipeline.colorist.page import colorize_layers
 
     rng = np.random.default_rng(0)
     ids = np.full((HEIGHT, WIDTH), -1, np.int32)
@@ -167,7 +167,7 @@ def page_input(model, n: int, device):
     takes hints (what `onepunch colorize` feeds it without --hints)."""
     import torch
 
-    from pipeline.models.hints import takes_hints
+    from pipeline.models.colorizer import takes_hints
 
     x = torch.rand(n, 1, HEIGHT, WIDTH, device=device) * 2 - 1
     if takes_hints(model):

@@ -132,7 +132,7 @@ def main() -> None:
     import torch
 
     from pipeline.config import load_params
-    from pipeline.training.runtime import Runtime, setup_runtime
+    from pipeline.runtime import Runtime, setup_runtime
 
     params = load_params(args.params)
     args.json = args.json or ROOT / f"benchmarks/results/train-{args.model}.json"

@@ -38,7 +38,7 @@ def main() -> None:
     from torch.profiler import ProfilerActivity, profile
 
     from pipeline.config import load_params
-    from pipeline.training.runtime import Runtime, setup_runtime
+    from pipeline.runtime import Runtime, setup_runtime
 
     rt = setup_runtime(args.device)
     if args.plain:

@@ -171,7 +171,9 @@ def metadata(
     With --select, parse only what the tag filter needs and write the selected posts.
     """
     from pipeline.config import ParamsError, load_params
-    from pipeline.data.metadata import build_metadata_table, discover_metadata_files, filter_metadata
+    from pipeline.data.metadata.filter import filter_metadata
+    from pipeline.data.metadata.read import discover_metadata_files
+    from pipeline.data.metadata.table import build_metadata_table
 
     _check_output_file(out)
     files: list[Path] = []
@@ -246,8 +248,8 @@ def prepare_image_cmd(
     """Show what the images stage makes of one file (decode, alpha on white, fit to square)."""
     from PIL import Image
 
-    from pipeline.data.imaging import DecodeError, prepare_image
     from pipeline.files import atomic_path
+    from pipeline.imaging import DecodeError, prepare_image
 
     if fit not in ("pad", "crop"):
         _fail(f"--fit {fit!r}: allowed values are pad, crop")
@@ -291,7 +293,7 @@ def scan(
     Each output has its input's exact size. Unreadable files are reported by name and
     skipped; the exit code is 1 if any file failed.
     """
-    from pipeline.page_files import scan_files
+    from pipeline.colorist.batch_files import scan_files
 
     if device not in ("auto", "cpu", "cuda"):
         _fail(f"--device {device!r}: allowed values are auto, cpu, cuda")
@@ -344,7 +346,7 @@ def colorize(
     NAME.color.cbz; an interrupted chapter resumes where it stopped. Unreadable or
     too-large files are reported by name and skipped; the exit code is 1 if any failed.
     """
-    from pipeline.page_files import colorize_files
+    from pipeline.colorist.batch_files import colorize_files
 
     if device not in ("auto", "cpu", "cuda"):
         _fail(f"--device {device!r}: allowed values are auto, cpu, cuda")
@@ -448,7 +450,7 @@ def serve(
         _fail("--max-mb and --max-megapixels must be above 0")
     import uvicorn
 
-    from pipeline.serve import ServeSettings, create_app
+    from pipeline.colorist.serve import ServeSettings, create_app
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: binding {host}: anyone who can reach this machine on port {port} can use the page "

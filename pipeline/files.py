@@ -3,6 +3,8 @@
 Every writer in the project goes through these helpers:
 - `atomic_path(path)`: a temporary path beside `path`, renamed over it when the block
   succeeds and removed when it fails;
+- `commit(tmp, path)`: the rename itself, for writers that keep their own temporary file
+  (a resumable download's `.part`);
 - `open_atomic`, `write_json`, `write_parquet`: the same for a binary stream, JSON, Parquet;
 - `replace_folder(path)`: a fresh folder to fill, swapped in for `path` as a whole.
 
@@ -53,12 +55,33 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
+        commit(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def commit(tmp: str | Path, path: str | Path) -> None:
+    """Make the finished temporary file `tmp` (in `path`'s folder) the file at `path`: its
+    bytes fsynced, the permissions a plain `open` would give, one rename, and the rename
+    made durable (the folder fsynced, where the platform allows)."""
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o666 & ~_UMASK)
+    os.replace(tmp, path)
+    _fsync_dir(Path(path).parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # not every platform or filesystem fsyncs a folder
+    finally:
+        os.close(fd)
 
 
 @contextmanager

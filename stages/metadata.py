@@ -3,7 +3,8 @@
 import argparse
 
 from pipeline.data.danbooru import metadata_dir
-from pipeline.data.metadata import build_metadata_table, discover_metadata_files
+from pipeline.data.metadata.read import discover_metadata_files
+from pipeline.data.metadata.table import build_metadata_table
 from pipeline.files import write_json
 from stages.params import stage_params
 

@@ -30,7 +30,7 @@ def smooth(n, c, size=32, seed=0):
 def publish_tiny_scan_generator(path, image_size: int = 32):
     """A tiny untrained scan generator, published like `models/scan_generator.pt`."""
     from pipeline.config import CycleGANConfig
-    from pipeline.models.weak_generator import publish_scan_generator
+    from pipeline.models.scan_generator import publish_scan_generator
     from pipeline.training.cyclegan_step import build_cyclegan
 
     torch.manual_seed(0)

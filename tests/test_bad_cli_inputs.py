@@ -49,12 +49,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.colorist.ink import ink_multiply
 from pipeline.config import ColorizerConfig
-from pipeline.inference import ink_multiply
-from pipeline.models.pixels import greyscale_u8
-from pipeline.models.unet import publish_colorizer
+from pipeline.models.colorizer import publish_colorizer
+from pipeline.pixels import greyscale_u8
+from pipeline.runtime import Runtime
 from pipeline.training.colorizer_step import make_state
-from pipeline.training.runtime import Runtime
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +65,7 @@ CPU = Runtime(device=torch.device("cpu"))
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
     publish_tiny_scan_generator(d / "scan.pt")
-    cfg = ColorizerConfig(width=4, mults=[1, 2], n_attention=1, groups=2, disc_width=4)
+    cfg = ColorizerConfig(width=4, mults=[1, 2], n_attention=1, groups=2, disc_width=4, crop=0, hints_max=0)
     colors = smooth(2, 3)
     state = make_state(cfg, 1e-3, CPU, greyscale_u8(colors), colors, seed=0)
     publish_colorizer(state.models["G"], d / "color.pt", image_size=32, steps=0, variant="scangen")

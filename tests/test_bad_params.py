@@ -54,9 +54,10 @@ BAD: list[tuple[str, bytes, type[Exception], tuple[str, ...]]] = [
     ("synthetic-seed-2**64", b"source:\n  synthetic:\n    seed: 18446744073709551616\n", ParamsError,
      ("source.synthetic.seed",)),
     # --- cross-key: the colorizer must end at the prepared size the model file records
-    ("progressive-last-not-size", b"colorizer:\n  progressive_sizes: [32, 128]\n", ParamsError,
-     ("colorizer.progressive_sizes[-1] = 128", "images.size = 64")),
-    ("progressive-vs-small-size", b"images:\n  size: 32\ncolorizer:\n  progressive_sizes: [16, 64]\n", ParamsError,
+    ("progressive-last-not-size", b"colorizer:\n  crop: 0\n  progressive_sizes: [32, 128]\n", ParamsError,
+     ("colorizer.progressive_sizes[-1] = 128", "images.size = 256")),
+    ("progressive-vs-small-size",
+     b"images:\n  size: 32\ncyclegan:\n  crop: 0\ncolorizer:\n  crop: 0\n  progressive_sizes: [16, 64]\n", ParamsError,
      ("colorizer.progressive_sizes[-1] = 64", "images.size = 32")),
     ("progressive-vs-crop", b"colorizer:\n  crop: 32\n  progressive_sizes: [16, 64]\n", ParamsError,
      ("colorizer.progressive_sizes[-1] = 64", "colorizer.crop = 32")),
@@ -82,7 +83,8 @@ GOOD: list[tuple[str, bytes, dict]] = [
     ("utf8-bom", b"\xef\xbb\xbflr: 0.0003\n", {"lr": 0.0003}),
     ("utf8-comment", "# café\nlr: 0.0003\n".encode(), {"lr": 0.0003}),
     ("seed-max", f"seed: {SEED[1]}\n".encode(), {"seed": SEED[1]}),
-    ("progressive-ends-at-size", b"images:\n  size: 32\ncolorizer:\n  progressive_sizes: [16, 32]\n", {}),
+    ("progressive-ends-at-size",
+     b"images:\n  size: 32\ncyclegan:\n  crop: 0\ncolorizer:\n  crop: 0\n  progressive_sizes: [16, 32]\n", {}),
     ("progressive-empty", b"colorizer:\n  progressive_sizes: []\n", {}),
     ("progressive-ends-at-crop", b"images:\n  size: 64\ncolorizer:\n  crop: 32\n  progressive_sizes: [16, 32]\n", {}),
 ]
@@ -145,7 +147,7 @@ def test_good_files_load(tmp_path, case, content, expected):
         ({("a",): 1, "b": 2}, ("key ('a',)",)),
         ({"seed": 2**63}, ("seed",)),
         ({"seed": True}, ("seed", "integer")),
-        ({"colorizer": {"progressive_sizes": [64, 128]}}, ("colorizer.progressive_sizes[-1]", "images.size")),
+        ({"colorizer": {"crop": 0, "progressive_sizes": [64, 128]}}, ("colorizer.progressive_sizes[-1]", "images.size")),
     ],
 )
 def test_params_from_dict_refuses_with_one_line(data, parts):
@@ -167,7 +169,7 @@ def test_seed_range_is_what_the_training_stages_can_seed():
     import numpy as np
     import torch
 
-    from pipeline.training.runtime import seed_everything
+    from pipeline.runtime import seed_everything
 
     lo, hi = SEED
     rank = 1023

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.config import CycleGANConfig
-from pipeline.models.weak_generator import publish_scan_generator
+from pipeline.models.scan_generator import publish_scan_generator
 from pipeline.training.cyclegan_step import build_cyclegan
 
 runner = CliRunner()

@@ -19,6 +19,33 @@ def test_shipped_params_load_with_expected_types():
     assert "partially_monochrome" not in p.select.scan.include_any
 
 
+def differences(a, b, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two configs of one dataclass type."""
+    import dataclasses
+
+    out = []
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if dataclasses.is_dataclass(x):
+            out += differences(x, y, f"{prefix}{f.name}.")
+        elif x != y:
+            out.append(f"{prefix}{f.name}: dataclass default {x!r}, params.yaml {y!r}")
+    return out
+
+
+def test_dataclass_defaults_are_the_shipped_params():
+    """One set of defaults: a key deleted from params.yaml keeps the value it had there."""
+    shipped = load_params(ROOT / "params.yaml")
+    assert differences(Params(), shipped) == []
+    assert params_from_dict({}) == shipped  # an empty params file: every default, the same run
+
+
+def test_differences_names_the_dotted_key():
+    changed = params_from_dict({"images": {"size": 512}, "colorizer": {"hints_max": 0}})
+    assert differences(Params(), changed) == ["images.size: dataclass default 256, params.yaml 512",
+                                              "colorizer.hints_max: dataclass default 32, params.yaml 0"]
+
+
 @pytest.mark.parametrize(
     "data, key_in_message",
     [
@@ -60,10 +87,10 @@ def test_url_credentials_are_redacted_in_errors():
 
 def test_yaml_scientific_notation(tmp_path):
     f = tmp_path / "params.yaml"
-    f.write_text("lr: 1e-05\nimages:\n  size: 32\n")
+    f.write_text("lr: 1e-05\nimages:\n  size: 128\n")
     p = load_params(f)
     assert p.lr == pytest.approx(1e-5)
-    assert p.images.size == 32
+    assert p.images.size == 128
 
 
 def test_missing_file_and_bad_yaml(tmp_path):

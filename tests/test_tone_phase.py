@@ -8,8 +8,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from tone_phase_ceiling import render_variants
 
-from pipeline.data.synthetic import rendering
-from pipeline.data.synthetic.drawing import render_post
+from pipeline.data.synthetic import scene_images
+from pipeline.data.synthetic.post_images import render_post
 from pipeline.data.synthetic.posts import PostPlan
 
 SEED, CANVAS = 2020, 192
@@ -23,12 +23,12 @@ def plan(pid: int) -> PostPlan:
 def untoned_scan(p: PostPlan) -> np.ndarray:
     """The same true scan with every tone region left white: its lines and solid blacks only."""
     scene, _, _ = render_post(p, SEED, CANVAS, 4)
-    original = rendering._tone_pattern
-    rendering._tone_pattern = lambda kind, box, period, angle: np.zeros((box[3] - box[1], box[2] - box[0]), bool)
+    original = scene_images._tone_pattern
+    scene_images._tone_pattern = lambda kind, box, period, angle: np.zeros((box[3] - box[1], box[2] - box[0]), bool)
     try:
-        return np.asarray(rendering.pad_to_square(rendering.render_scan(scene), CANVAS))
+        return np.asarray(scene_images.pad_to_square(scene_images.render_scan(scene), CANVAS))
     finally:
-        rendering._tone_pattern = original
+        scene_images._tone_pattern = original
 
 
 def toned_post() -> tuple[PostPlan, dict]:

@@ -37,7 +37,7 @@ PAGE_SEED = 101
 def data_sample(out: Path, n: int = 6) -> None:
     from pipeline.data.shards import holdout_oracles, holdout_with_truth, load_split
     from pipeline.evaluation.grids import image_grid
-    from pipeline.models.pixels import greyscale_u8
+    from pipeline.pixels import greyscale_u8
 
     prepared = ROOT / "data/prepared"
     color, truth = holdout_with_truth(prepared)
@@ -49,12 +49,12 @@ def data_sample(out: Path, n: int = 6) -> None:
 
 
 def scan_samples(out: Path, n: int = 6) -> None:
+    from pipeline.batched import generate_scans
     from pipeline.data.shards import holdout_with_truth
     from pipeline.evaluation.grids import image_grid
-    from pipeline.inference import generate_scans
-    from pipeline.models.pixels import greyscale_u8
-    from pipeline.models.weak_generator import load_scan_generator
-    from pipeline.training.runtime import setup_runtime
+    from pipeline.models.scan_generator import load_scan_generator
+    from pipeline.pixels import greyscale_u8
+    from pipeline.runtime import setup_runtime
 
     color, truth = holdout_with_truth(ROOT / "data/prepared")
     idx = np.linspace(0, len(color) - 1, n).astype(int)
@@ -64,10 +64,10 @@ def scan_samples(out: Path, n: int = 6) -> None:
 
 
 def page_pictures(docs: Path) -> dict:
+    from pipeline.colorist.batch_files import colorize_files
     from pipeline.data.synthetic.pages import render_page
     from pipeline.evaluation.grids import image_grid
-    from pipeline.evaluation.measures import color_metrics
-    from pipeline.page_files import colorize_files
+    from pipeline.evaluation.metrics import color_metrics
 
     scan, truth = render_page(PAGE_SEED)
     results = {}
@@ -105,10 +105,10 @@ def hinted_page(docs: Path, scan: Image.Image, truth: Image.Image, automatic: Im
     from scipy import ndimage
     from skimage.color import rgb2lab
 
+    from pipeline.colorist.batch_files import colorize_files
+    from pipeline.colorist.regions import regions
     from pipeline.evaluation.grids import hint_dots, image_grid
-    from pipeline.evaluation.measures import color_metrics
-    from pipeline.models.hints import regions
-    from pipeline.page_files import colorize_files
+    from pipeline.evaluation.metrics import color_metrics
 
     s, t = np.asarray(scan.convert("L")), np.asarray(truth.convert("RGB"))
     labels, n = regions(s)
@@ -138,7 +138,7 @@ def hinted_page(docs: Path, scan: Image.Image, truth: Image.Image, automatic: Im
         if res.error:
             raise SystemExit(f"hinted page: {res.error}")
         hinted = Image.open(res.output).convert("RGB")
-    from pipeline.hint_files import read_hints
+    from pipeline.colorist.hint_files import read_hints
 
     ids, cols = read_hints(hint_file, scan.size)
     dots = hint_dots(s[None, ..., None], [_grow(ids, 4)], [cols])[0]

@@ -67,8 +67,8 @@ def pictures(heldout: Path, released: Path, tuned: Path, docs: Path, page: str =
     import torch
     from PIL import Image
 
-    from pipeline.models.unet import load_colorizer
-    from pipeline.page_inference import colorize_image
+    from pipeline.colorist.page import colorize_image
+    from pipeline.models.colorizer import load_colorizer
 
     scan = Image.open(next((heldout / "scan").glob(f"{page}.*"))).convert("RGB")
     truth = Image.open(next((heldout / "color").glob(f"{page}.*"))).convert("RGB")

@@ -1,7 +1,7 @@
 """The README's picture of `onepunch serve` in use, and its timing against the CLI.
 
 Starts `onepunch serve` with a real colorizer, drives the page in headless Chromium (as
-tests/test_serve_browser.py does, every other host sent to a dead proxy): uploads the
+tests/colorist/test_serve_browser.py does, every other host sent to a dead proxy): uploads the
 README's page, clicks its hints (docs/page_hints.json) onto the canvas, colorizes, and
 saves docs/serve.png. Then times `onepunch colorize` on the same page with the same hints,
 and prints both (the page's "done in" is the browser's whole round trip: upload,

@@ -42,14 +42,14 @@ def render_variants(plan, seed: int, canvas: int, cast_size: int, phases: int,
     shifted scans (PIL images at the 512px subset's canvas); {} for a post without a true scan."""
     from PIL import Image
 
-    from pipeline.data.synthetic import rendering
-    from pipeline.data.synthetic.drawing import render_post
+    from pipeline.data.synthetic import scene_images
+    from pipeline.data.synthetic.post_images import render_post
 
     scene, color, truth = render_post(plan, seed, canvas, cast_size)
     if "truth" not in truth:
         return {}  # a post with no true scan (the images stage skips it the same way)
     period = max(2.0, scene.tone_period)
-    original = rendering._tone_pattern
+    original = scene_images._tone_pattern
     shifted = []
     try:
         for _ in range(phases):
@@ -58,10 +58,10 @@ def render_variants(plan, seed: int, canvas: int, cast_size: int, phases: int,
             def pattern(kind, box, p, angle, dx=dx, dy=dy):
                 return original(kind, (box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy), p, angle)
 
-            rendering._tone_pattern = pattern
-            shifted.append(np.asarray(rendering.pad_to_square(rendering.render_scan(scene), canvas), np.float32))
+            scene_images._tone_pattern = pattern
+            shifted.append(np.asarray(scene_images.pad_to_square(scene_images.render_scan(scene), canvas), np.float32))
     finally:
-        rendering._tone_pattern = original
+        scene_images._tone_pattern = original
     mean = Image.fromarray(np.round(np.mean(shifted, axis=0)).astype(np.uint8), "L")
     return {"color": color, "truth": truth["truth"], "shifted": Image.fromarray(shifted[0].astype(np.uint8), "L"),
             "descreened": mean}
@@ -82,11 +82,11 @@ def measure(params_path: Path, selected_path: Path, phases: int, seed: int,
     import torch
 
     from pipeline.config import load_params
-    from pipeline.data.imaging import prepare_image
-    from pipeline.data.synthetic.drawing import _encode
+    from pipeline.data.synthetic.post_images import _encode
     from pipeline.data.synthetic.posts import plan_posts
-    from pipeline.evaluation.measures import compare, psnr_per_image
-    from pipeline.models.pixels import luma
+    from pipeline.evaluation.metrics import compare, psnr_per_image
+    from pipeline.imaging import prepare_image
+    from pipeline.pixels import luma
 
     params = load_params(params_path)
     if params.source.kind != "synthetic":
@@ -122,9 +122,9 @@ def measure(params_path: Path, selected_path: Path, phases: int, seed: int,
                   "true scan, tone grid shifted": tensor(rows["shifted"]),
                   f"true scan, tone averaged over {phases} shifts": tensor(rows["descreened"])}
     if scan_model is not None:
-        from pipeline.inference import generate_scans
-        from pipeline.models.weak_generator import load_scan_generator
-        from pipeline.training.runtime import setup_runtime
+        from pipeline.batched import generate_scans
+        from pipeline.models.scan_generator import load_scan_generator
+        from pipeline.runtime import setup_runtime
 
         rt = setup_runtime("cpu")
         generated = generate_scans(load_scan_generator(scan_model, rt.device), np.stack(rows["color"]), rt, 16)

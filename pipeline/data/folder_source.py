@@ -21,9 +21,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from pipeline.chapters import IMAGE_SUFFIXES, is_junk, natural_key
 from pipeline.data.danbooru import dump_record
 from pipeline.files import open_atomic
+from pipeline.folders import IMAGE_SUFFIXES, is_junk, natural_key
 
 FILES_NAME = "files.json"
 METADATA_NAME = "folder.jsonl"
@@ -63,7 +63,7 @@ def index_folder(root: Path, out_dir: Path, progress: bool = True) -> dict:
     from PIL import Image
     from tqdm import tqdm
 
-    from pipeline.data.imaging import DecodeError, decode_image, is_colored
+    from pipeline.imaging import DecodeError, decode_image, is_colored
 
     root = Path(root)
     if not root.is_dir():

@@ -11,7 +11,7 @@ answer 5xx or 429 under load, and processes get killed. So every download here
 - retries transient failures (5xx, 429, connection errors, timeouts, truncated bodies)
   with capped exponential backoff plus jitter, honouring Retry-After, and fails at once on
   permanent ones (404/410 -> `NotFoundError`, other 4xx -> `FetchError`);
-- finishes with fsync + `os.replace`, so `dest` either does not exist or is complete:
+- finishes with `pipeline.files.commit` (fsync + `os.replace`), so `dest` either does not exist or is complete:
   DVC and the image stage can treat "file exists" as "file is good".
 
 Credentials (user:password@ in a URL, HTTP basic auth) never reach a message or a log:
@@ -26,7 +26,6 @@ from __future__ import annotations
 import email.utils
 import http.client
 import logging
-import os
 import random
 import re
 import time
@@ -41,6 +40,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from pipeline.config import HttpConfig, redact_url
+from pipeline.files import commit
 
 log = logging.getLogger(__name__)
 
@@ -396,28 +396,6 @@ def _truncate(part: Path) -> None:
         pass
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable too (best effort: not every platform/filesystem allows it)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _finalize(part: Path, dest: Path) -> None:
-    with open(part, "rb+") as fh:
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(part, dest)
-    _fsync_dir(dest.parent)
-
-
 def download(session: requests.Session, url: str, dest: Path, cfg: HttpConfig, *,
              sleep: Callable[[float], None] | None = None) -> Path:
     """Download `url` to `dest` atomically and resumably; return `dest`.
@@ -439,7 +417,7 @@ def download(session: requests.Session, url: str, dest: Path, cfg: HttpConfig, *
         for _ in range(3):  # at most: ranged try -> restart from 0 -> give up this attempt
             outcome = _attempt_once(session, url, shown, part, cfg, secrets)
             if outcome == "done":
-                _finalize(part, dest)
+                commit(part, dest)
                 return dest
             # outcome == "restart": the .part was discarded; ask again from byte 0 right away
         raise RetryableError(f"{shown}: server keeps rejecting the resume range", url=shown,

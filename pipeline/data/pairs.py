@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.files import replace_folder
-from pipeline.training.runtime import setup_runtime, teardown_runtime
+from pipeline.runtime import setup_runtime, teardown_runtime
 
 
 def make_pairs(model_path: Path, prepared: Path, out_dir: Path, batch: int = 64, device: str = "auto",
                progress: bool = True) -> dict:
-    from pipeline.inference import generate_scans
-    from pipeline.models.weak_generator import load_scan_generator
+    from pipeline.batched import generate_scans
+    from pipeline.models.scan_generator import load_scan_generator
 
     t0 = time.perf_counter()
     rt = setup_runtime(device)

@@ -21,7 +21,6 @@ params or selection changes the fingerprint and starts clean.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import shutil
@@ -38,6 +37,7 @@ import pyarrow.parquet as pq
 from pipeline.config import ImagesConfig, SourceConfig
 from pipeline.data.danbooru import UnsafePathError, image_relpath, safe_join
 from pipeline.data.workers import process_pool, worker_count
+from pipeline.digests import file_stamp, json_digest
 from pipeline.files import open_atomic, replace_folder
 
 CHANNELS = {"scan": 1, "color": 3}
@@ -96,18 +96,13 @@ def fingerprint(units: list[Unit], source: SourceConfig, images: ImagesConfig,
                 files: dict[int, str] | None = None) -> str:
     """Changes whenever anything that shapes the output changes (for a folder source, also
     each file's size and modification time: a page replaced under the same name)."""
-    h = hashlib.sha256()
-    for pid, rel in sorted((files or {}).items()):
-        st = (Path(source.root) / rel).stat() if (Path(source.root) / rel).exists() else None
-        h.update(f"{pid}:{rel}:{st and st.st_size}:{st and st.st_mtime_ns}".encode())
     src = asdict(source) | {"root": str(Path(source.root or ".").resolve()), "http": None}
-    h.update(json.dumps({"images": asdict(images) | {"workers": 0}, "source": src},
-                        sort_keys=True).encode())
-    for u in units:
-        h.update(u.name.encode())
-        h.update(repr(u.posts).encode())
-        h.update(b"gt" if u.with_groundtruth else b"")
-    return h.hexdigest()[:16]
+    return json_digest({
+        "files": [[pid, rel, file_stamp(Path(source.root) / rel)] for pid, rel in sorted((files or {}).items())],
+        "images": asdict(images) | {"workers": 0},
+        "source": src,
+        "units": [[u.name, repr(u.posts), u.with_groundtruth] for u in units],
+    })
 
 
 _SESSION = None
@@ -192,7 +187,7 @@ def process_unit(ctx: Context, unit: Unit) -> dict:
 
     Runs in a worker process. Returns the unit's summary (also stored in the json).
     """
-    from pipeline.data.imaging import DecodeError, prepare_image
+    from pipeline.imaging import DecodeError, prepare_image
 
     work = Path(ctx.work_dir)
     done_marker = work / f"{unit.name}.json"

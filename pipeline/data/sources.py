@@ -40,7 +40,7 @@ def materialize_source(cfg: SourceConfig, out_dir: Path, progress: bool = True) 
             raise FileNotFoundError(
                 f"source.root = {cfg.root!r}: no metadata/ folder there; point it at the folder "
                 "that holds metadata/ and 512px/ (or original/) of a Danbooru2020 mirror")
-        from pipeline.data.metadata import discover_metadata_files
+        from pipeline.data.metadata.read import discover_metadata_files
 
         files = discover_metadata_files(root / "metadata", cfg.metadata_files)
         stats = {"metadata_files": len(files),

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.evaluation.measures import color_metrics, colorfulness
+from pipeline.evaluation.metrics import color_metrics, colorfulness
 
 HINT_SHOWN = 10  # the hint count whose colorizations the evaluation grid shows
 
@@ -38,15 +38,16 @@ def evaluate(prepared: Path, scan_model: Path, colorizers: dict[str, Path], devi
     """Metrics for every colorizer, plus the arrays the evaluation grid shows; the hint sweep
     for the colorizers named in hint_sweep_for that take hints (the method's, by default:
     the sweep runs the network nine times over the holdout)."""
+    from pipeline.batched import generate_scans
+    from pipeline.colorist.arrays import colorize_arrays
+    from pipeline.colorist.ink import ink_multiply
     from pipeline.data.shards import holdout_oracles, holdout_with_truth
     from pipeline.evaluation.grids import hint_dots
     from pipeline.evaluation.hint_sweep import bleed, hint_sweep
-    from pipeline.evaluation.measures import scan_quality
-    from pipeline.inference import colorize_arrays, generate_scans, ink_multiply
-    from pipeline.models.hints import takes_hints
-    from pipeline.models.unet import load_colorizer
-    from pipeline.models.weak_generator import load_scan_generator
-    from pipeline.training.runtime import setup_runtime
+    from pipeline.evaluation.metrics import scan_quality
+    from pipeline.models.colorizer import load_colorizer, takes_hints
+    from pipeline.models.scan_generator import load_scan_generator
+    from pipeline.runtime import setup_runtime
 
     color, truth = holdout_with_truth(prepared)
     rt = setup_runtime(device)

@@ -1,15 +1,11 @@
-"""Image grids: the training sample grids (DVCLive, every `sample_every` steps) and the
-evaluation grid (`eval/grid.png`, shown by `dvc plots show`). One helper lays them all out."""
+"""Image grids: the evaluation grid (`eval/grid.png`, shown by `dvc plots show`), and the
+layout and crop the training sample grids use (DVCLive, every `sample_every` steps; drawn by
+`pipeline.training.train_cyclegan` and `pipeline.training.train_colorizer`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
-
-from pipeline.inference import colorize_arrays, generate_scans
-from pipeline.models.pixels import luma
-from pipeline.training.runtime import Runtime
 
 
 def image_grid(rows: list[np.ndarray], scale: int):
@@ -24,11 +20,6 @@ def image_grid(rows: list[np.ndarray], scale: int):
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
 
 
-def _grey(color: np.ndarray) -> np.ndarray:
-    c = torch.from_numpy(color).permute(0, 3, 1, 2)
-    return luma(c.float()).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
 SAMPLE_SIDE = 256  # training sample grids show at most this much of each image, at 2x
 
 
@@ -38,17 +29,6 @@ def sample_crop(images: np.ndarray, side: int = SAMPLE_SIDE) -> np.ndarray:
     h, w = images.shape[1:3]
     top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
     return images[:, top:top + side, left:left + side]
-
-
-def scan_sample_grid(g_scan: nn.Module, color: np.ndarray, truth: np.ndarray | None, rt: Runtime):
-    """Rows: colored | generated scan | true scan (when known) | greyscale(color)."""
-    rows = [color, generate_scans(g_scan, color, rt)] + ([truth] if truth is not None else []) + [_grey(color)]
-    return image_grid(rows, scale=2)
-
-
-def colorizer_sample_grid(g: nn.Module, scans: np.ndarray, colors: np.ndarray, rt: Runtime):
-    """Rows: input scan | colorization | ground truth."""
-    return image_grid([scans, colorize_arrays(g, scans, rt), colors], scale=2)
 
 
 EVALUATION_ROWS = ("true_scan", "scan_approximation", "colorized_scangen", "colorized_greyscale", "hints_given",

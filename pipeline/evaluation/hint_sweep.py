@@ -2,7 +2,7 @@
 
 - quality against the number of hints: PSNR and ΔE2000 of the composite (the true scan
   multiplied over the color layer) for 0, 1, 2, 5, 10, 20 and 50 hints sampled from the
-  true colors (nested: the 10 hints hold the 5), the way `pipeline.models.hints` samples
+  true colors (nested: the 10 hints hold the 5), the way `pipeline.training.hint_sampler` samples
   them in training but with a fixed 3-pixel patch;
 - obedience: per hinted region, the ΔE2000 between the mean color (CIELAB) the color layer
   paints over it and the mean color the hints spread over it (the hint's color, or several
@@ -19,27 +19,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.evaluation.metrics import delta_e_map, lab
+
 HINT_COUNTS = (0, 1, 2, 5, 10, 20, 50)
 EVAL_PATCH = 3
 BLEED_RING = 6
 OTHER_MATERIAL = 10.0  # ΔE2000 between true colors that makes a neighbour another material
 
 
-def _lab(rgb_u8: np.ndarray) -> np.ndarray:
-    from skimage.color import rgb2lab
-
-    return rgb2lab(np.asarray(rgb_u8, np.uint8))
-
-
-def _de(a_lab: np.ndarray, b_lab: np.ndarray) -> np.ndarray:
-    from skimage.color import deltaE_ciede2000
-
-    return deltaE_ciede2000(a_lab, b_lab)
-
-
 def nested_hints(seed: int, scans: np.ndarray, colors: np.ndarray, n_max: int):
     """Per image, n_max hints (hint_ids, colors) in a fixed order; the first n are 'n hints'."""
-    from pipeline.models.hints import sample_hints
+    from pipeline.colorist.hints import sample_hints
 
     rng = np.random.default_rng(seed)
     return [_patched(sample_hints(rng, s[..., 0], c, n_max, 1), c) for s, c in zip(scans, colors)]
@@ -70,9 +60,11 @@ def hint_sweep(model, scans: np.ndarray, colors: np.ndarray, rt, batch: int = 64
                counts=HINT_COUNTS) -> tuple[list[dict], dict[int, np.ndarray]]:
     """Rows {hints, psnr, delta_e, obedience_delta_e} per count; and per count n its
     composites (key n) and the hints given (key "hints_n": (ids, colors) per image)."""
-    from pipeline.evaluation.measures import color_metrics
-    from pipeline.inference import colorize_arrays, ink_multiply
-    from pipeline.models.hints import encode_hints, regions
+    from pipeline.colorist.arrays import colorize_arrays
+    from pipeline.colorist.hints import encode_hints
+    from pipeline.colorist.ink import ink_multiply
+    from pipeline.colorist.regions import regions
+    from pipeline.evaluation.metrics import color_metrics
 
     labels = [regions(s[..., 0])[0] for s in scans]
     all_hints = nested_hints(seed, scans, colors, max(counts))
@@ -80,8 +72,8 @@ def hint_sweep(model, scans: np.ndarray, colors: np.ndarray, rt, batch: int = 64
     for n in counts:
         chosen = [first_n(h, n) for h in all_hints]
         shown[f"hints_{n}"] = chosen
-        encoded = np.stack([encode_hints(s[..., 0], ids, cols, lab)
-                            for s, (ids, cols), lab in zip(scans, chosen, labels)])
+        encoded = np.stack([encode_hints(s[..., 0], ids, cols, lbl)
+                            for s, (ids, cols), lbl in zip(scans, chosen, labels)])
         layer = colorize_arrays(model, scans, rt, batch, ink="none", hints=encoded)
         composite = ink_multiply(layer, scans)
         m = color_metrics(composite, colors, scans)
@@ -96,17 +88,17 @@ def hint_sweep(model, scans: np.ndarray, colors: np.ndarray, rt, batch: int = 64
 def _obedience(layer: np.ndarray, encoded: np.ndarray, labels: list[np.ndarray]) -> list[float]:
     """Per hinted region: ΔE between the mean color (CIELAB) the layer paints over it and the
     mean color the hints spread over it (one hint's color, or several blended)."""
-    from pipeline.models.hints import SPREAD_MARK
+    from pipeline.colorist.hints import SPREAD_MARK
 
     out = []
-    for img, enc, lab in zip(layer, encoded, labels):
+    for img, enc, lbl in zip(layer, encoded, labels):
         painted = enc[..., 3] >= SPREAD_MARK
         if not painted.any():
             continue
-        got, asked = _lab(img), _lab(enc[..., :3])
-        for region in np.unique(lab[painted]).tolist():
-            where = painted & (lab == region)
-            out.append(float(_de(got[where].mean(0)[None], asked[where].mean(0)[None])[0]))
+        got, asked = lab(img), lab(enc[..., :3])
+        for region in np.unique(lbl[painted]).tolist():
+            where = painted & (lbl == region)
+            out.append(float(delta_e_map(got[where].mean(0)[None], asked[where].mean(0)[None])[0]))
     return out
 
 
@@ -115,8 +107,7 @@ def opposite_color(rgb: np.ndarray) -> np.ndarray:
     that disagrees with the truth as much as a hint can."""
     from skimage.color import lab2rgb
 
-    lab = _lab(np.asarray(rgb, np.uint8)[None, None])[0, 0]
-    a, b = lab[1], lab[2]
+    a, b = lab(np.asarray(rgb, np.uint8)[None, None])[0, 0, 1:]
     norm = max(1e-6, float(np.hypot(a, b)))
     direction = (-a / norm, -b / norm) if norm > 1 else (1.0, 0.0)
     target = np.array([[[60.0, 60 * direction[0], 60 * direction[1]]]])
@@ -129,43 +120,44 @@ def bleed(model, scans: np.ndarray, colors: np.ndarray, rt, batch: int = 64, see
     left out (counted)."""
     from scipy import ndimage
 
-    from pipeline.inference import colorize_arrays
-    from pipeline.models.hints import HINT_MARK, encode_hints, regions, sample_hints
+    from pipeline.colorist.arrays import colorize_arrays
+    from pipeline.colorist.hints import HINT_MARK, encode_hints, sample_hints
+    from pipeline.colorist.regions import regions
 
     rng = np.random.default_rng(seed + 1)
     encoded, regions_hit, labels = [], [], []
     for s, c in zip(scans, colors):
-        lab, _ = regions(s[..., 0])
+        lbl, _ = regions(s[..., 0])
         ids, cols = sample_hints(rng, s[..., 0], c, 1, 1)
         if len(cols):
             cols = opposite_color(cols[0])[None]
-        encoded.append(encode_hints(s[..., 0], ids, cols, lab))
+        encoded.append(encode_hints(s[..., 0], ids, cols, lbl))
         ys, xs = np.nonzero(ids >= 0)
-        regions_hit.append(int(lab[ys[0], xs[0]]) if len(ys) else 0)
-        labels.append(lab)
+        regions_hit.append(int(lbl[ys[0], xs[0]]) if len(ys) else 0)
+        labels.append(lbl)
     before = colorize_arrays(model, scans, rt, batch, ink="none")
     after = colorize_arrays(model, scans, rt, batch, ink="none", hints=np.stack(encoded))
     ring_de, inside_de, obeyed, skipped = [], [], [], 0
-    for b, a, lab, region, truth, enc in zip(before, after, labels, regions_hit, colors, encoded):
+    for b, a, lbl, region, truth, enc in zip(before, after, labels, regions_hit, colors, encoded):
         if not region:
             skipped += 1
             continue
-        hit = lab == region
+        hit = lbl == region
         hint_color = enc[enc[..., 3] == HINT_MARK][0, :3]
-        truth_lab = _lab(truth)
+        truth_lab = lab(truth)
         own = truth_lab[hit].mean(0)
         # neighbours of another material: a fold line inside one garment closes a region too,
         # and a hint rightly carries across it
-        other = _de(truth_lab, np.broadcast_to(own, truth_lab.shape)) > OTHER_MATERIAL
-        ring = ndimage.binary_dilation(hit, iterations=BLEED_RING) & ~hit & (lab > 0) & other
+        other = delta_e_map(truth_lab, np.broadcast_to(own, truth_lab.shape)) > OTHER_MATERIAL
+        ring = ndimage.binary_dilation(hit, iterations=BLEED_RING) & ~hit & (lbl > 0) & other
         if not ring.any():
             skipped += 1
             continue
-        after_lab = _lab(a)
-        change = _de(_lab(b), after_lab)
+        after_lab = lab(a)
+        change = delta_e_map(lab(b), after_lab)
         ring_de.append(float(change[ring].mean()))
         inside_de.append(float(change[hit].mean()))
-        obeyed.append(float(_de(after_lab[hit].mean(0)[None], _lab(hint_color[None, None])[0])[0]))
+        obeyed.append(float(delta_e_map(after_lab[hit].mean(0)[None], lab(hint_color[None, None])[0])[0]))
     if not ring_de:
         return {"images": 0, "skipped": skipped}
     return {"images": len(ring_de), "skipped": skipped,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.chapters import IMAGE_SUFFIXES
+from pipeline.folders import IMAGE_SUFFIXES
 
 
 @dataclass
@@ -59,26 +59,16 @@ def evaluate_pairs(folder: Path, colorizer_path: Path, scan_model_path: Path | N
                    work_size: int | None = None, max_pixels: int = 200_000_000,
                    progress: bool = True) -> dict:
     """Metrics over the pairs in `folder` (see the module docstring), with the skipped files."""
-    import torch
     from PIL import Image
     from tqdm import tqdm
 
-    from pipeline.data.imaging import DecodeError, decode_image
-    from pipeline.evaluation.measures import (
-        color_accuracy,
-        color_metrics,
-        colorfulness,
-        scan_quality,
-    )
-    from pipeline.models.unet import load_colorizer
-    from pipeline.models.weak_generator import load_scan_generator
-    from pipeline.page_inference import colorize_image, scan_image
-    from pipeline.training.runtime import setup_runtime
+    from pipeline.colorist.page import colorize_image, load_networks, scan_image
+    from pipeline.evaluation.metrics import color_accuracy, color_metrics, colorfulness, scan_quality
+    from pipeline.imaging import DecodeError, decode_image
 
     found = find_pairs(folder)
-    rt = setup_runtime(device, autotune=False)
-    colorizer = load_colorizer(colorizer_path, rt.device).to(memory_format=torch.channels_last)
-    scangen = load_scan_generator(scan_model_path, rt.device) if scan_model_path is not None else None
+    nets = load_networks(colorizer_path, scan_model_path, device, scan_generator_required=True)
+    colorizer, scangen = nets.colorizer, nets.scan_generator
     rows: dict[str, list[float]] = {}
     skipped = list(found.unmatched)
     for name, scan_path, color_path in tqdm(found.pairs, desc="pairs", unit="pair", disable=not progress):
@@ -92,12 +82,12 @@ def evaluate_pairs(folder: Path, colorizer_path: Path, scan_model_path: Path | N
             color_img = color_img.resize(scan_img.size, Image.Resampling.LANCZOS)
         scan = np.array(scan_img, np.uint8)[None, ..., None]
         color = np.array(color_img, np.uint8)[None]
-        pred = np.array(colorize_image(colorizer, None, scan_img.convert("RGB"), work_size, rt.device, "scan"))[None]
+        pred = np.array(colorize_image(colorizer, None, scan_img.convert("RGB"), work_size, nets.device, "scan"))[None]
         values = {f"colorized_{k}": v for k, v in color_metrics(pred, color, scan).items()}
         values["colorized_color_accuracy"] = float(color_accuracy(pred, color)[0])
         values["truth_colorfulness"] = float(colorfulness(color)[0])
         if scangen is not None:
-            approx = np.array(scan_image(scangen, color_img, work_size, rt.device))[None, ..., None]
+            approx = np.array(scan_image(scangen, color_img, work_size, nets.device))[None, ..., None]
             values.update({k: v for k, v in scan_quality(approx, color, scan).items() if k != "images"})
         for k, v in values.items():
             if np.isfinite(v):  # color accuracy of a truth without color: no measure

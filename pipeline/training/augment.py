@@ -9,7 +9,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from pipeline.models.pixels import memory_format_of
+from pipeline.pixels import memory_format_of
 
 
 class RandomAffine:

@@ -7,13 +7,12 @@ stage), so a killed `dvc repro` resumes and the run-cache is untouched.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from pipeline.digests import file_digest, json_digest
 from pipeline.files import open_atomic, remove_leftovers
 
 
@@ -22,13 +21,14 @@ class CheckpointError(RuntimeError):
 
 
 def fingerprint(config: Any, data_files: list[Path] = ()) -> str:
-    """What a checkpoint must match to be resumed: the stage's config and its input data."""
-    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-    for p in data_files:
-        h.update(Path(p).name.encode())
-        h.update(hashlib.sha256(Path(p).read_bytes()).digest() if Path(p).stat().st_size < 1 << 26
-                 else str(Path(p).stat().st_size).encode())
-    return h.hexdigest()[:20]
+    """What a checkpoint must match to be resumed: the stage's config and its input data
+    (each file's content; past HASHED_LIMIT bytes, its size)."""
+    files = {Path(p).name: file_digest(p) if Path(p).stat().st_size < HASHED_LIMIT else f"size {Path(p).stat().st_size}"
+             for p in data_files}
+    return json_digest({"config": config, "files": files}, digits=20)
+
+
+HASHED_LIMIT = 1 << 26
 
 
 class Checkpointer:

@@ -2,7 +2,7 @@
 an LSGAN or hinge adversarial loss + λ·L1 (+ pix2pixHD feature matching), the
 discriminator conditional on the scan by default and optionally spectrally normalised;
 and the state it runs on. With `hints_max` > 0 the generator also sees color hints sampled
-from the target (`pipeline.models.hints`); the discriminator judges the colors against the
+from the target (`pipeline.training.hint_sampler`); the discriminator judges the colors against the
 scan alone.
 The `greyscale` variant (the thesis test's baseline) trains on greyscale(color) scans.
 """
@@ -17,12 +17,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.config import ColorizerConfig
-from pipeline.models.hints import HINT_CHANNELS, HintSampler
-from pipeline.models.pixels import to_model_input, to_uint8_image
+from pipeline.models.colorizer import HINT_CHANNELS
+from pipeline.pixels import to_model_input, to_uint8_image
+from pipeline.runtime import Runtime, place_module, unwrap
 from pipeline.training.augment import RandomAffine
+from pipeline.training.distributed import allreduce_gradients, broadcast_parameters
+from pipeline.training.hint_sampler import HintSampler
 from pipeline.training.losses import d_loss, feature_matching_loss, g_adv_loss
 from pipeline.training.optim import adam, linear_decay
-from pipeline.training.runtime import Runtime, allreduce_gradients, broadcast_parameters, place_module
 from pipeline.training.samplers import PairSampler
 from pipeline.training.state import TrainState
 
@@ -30,8 +32,8 @@ VARIANTS = ("scangen", "greyscale")
 
 
 def build_colorizer(cfg: ColorizerConfig) -> tuple[nn.Module, nn.Module]:
-    from pipeline.models.patch_discriminator import DiscriminatorConfig, PatchDiscriminator
-    from pipeline.models.unet import AttentionUNet, UNetConfig
+    from pipeline.models.colorizer import AttentionUNet, UNetConfig
+    from pipeline.models.discriminator import DiscriminatorConfig, PatchDiscriminator
 
     g = AttentionUNet(UNetConfig(in_channels=1 + (HINT_CHANNELS if cfg.hints_max else 0), out_channels=3,
                                  width=cfg.width, mults=tuple(cfg.mults),
@@ -47,7 +49,7 @@ def make_state(cfg: ColorizerConfig, lr: float, rt: Runtime, scans: np.ndarray, 
     torch.manual_seed(seed)
     g, d = build_colorizer(cfg)
     if cfg.init_from:  # fine-tuning: the generator starts from a published colorizer
-        from pipeline.models.unet import load_colorizer
+        from pipeline.models.colorizer import load_colorizer
         from pipeline.training.init_from import start_from
 
         start_from(g, cfg.init_from, load_colorizer, "colorizer")
@@ -118,8 +120,8 @@ def colorizer_step(state: TrainState, cfg: ColorizerConfig, rt: Runtime) -> dict
         losses = {}
         if cfg.lambda_fm > 0:  # D's features on the real pair are the target (no gradient)
             with torch.no_grad():
-                _, real_feats = _d_core(d).forward_with_features(d_input(color))
-            pred_fake, fake_feats = _d_core(d).forward_with_features(d_input(fake))
+                _, real_feats = unwrap(d).forward_with_features(d_input(color))
+            pred_fake, fake_feats = unwrap(d).forward_with_features(d_input(fake))
             losses["loss/FM"] = feature_matching_loss(fake_feats, real_feats)
         else:
             pred_fake = d(d_input(fake))
@@ -137,12 +139,6 @@ def colorizer_step(state: TrainState, cfg: ColorizerConfig, rt: Runtime) -> dict
 def _as_u8(x: torch.Tensor) -> np.ndarray:
     """(B, C, H, W) in [-1, 1] -> uint8 (B, H, W, C) on the CPU."""
     return to_uint8_image(x).permute(0, 2, 3, 1).cpu().numpy()
-
-
-def _d_core(d: nn.Module) -> nn.Module:
-    """The PatchDiscriminator inside a DDP wrapper or torch.compile (its own methods)."""
-    d = getattr(d, "module", d)
-    return getattr(d, "_orig_mod", d)
 
 
 def describe(cfg: ColorizerConfig, lr: float, variant: str) -> dict:

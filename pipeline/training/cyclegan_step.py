@@ -1,10 +1,7 @@
 """The CycleGAN training step of the `train_cyclegan` stage (Zhu et al. 2017): LSGAN losses,
 cycle consistency λ each way, identity loss for G_scan only, history pools, and the state
-(networks, Adam, linear decay, samplers, pools, augmentation) it runs on.
-
-    Code (paper):  G_scan = G_A = G: X → Y  color → scan (the network we keep)
-                   G_color = G_B = F: Y → X  scan → color
-                   D_scan = D_Y, D_color = D_X
+(networks, Adam, linear decay, samplers, pools, augmentation) it runs on. The networks are
+G_scan, G_color, D_scan and D_color (`pipeline.models.scan_generator` maps them to the paper).
 """
 
 from __future__ import annotations
@@ -16,20 +13,21 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.config import CycleGANConfig
-from pipeline.models.pixels import to_model_input
+from pipeline.pixels import to_model_input
+from pipeline.runtime import Runtime, place_module
 from pipeline.training.augment import RandomAffine
+from pipeline.training.distributed import allreduce_gradients, broadcast_parameters
 from pipeline.training.image_pool import ImagePool
 from pipeline.training.losses import lsgan_loss
 from pipeline.training.optim import adam, linear_decay
-from pipeline.training.runtime import Runtime, allreduce_gradients, broadcast_parameters, place_module
 from pipeline.training.samplers import BatchSampler
 from pipeline.training.state import TrainState
 
 
 def build_cyclegan(cfg: CycleGANConfig):
     """The four networks, un-placed: (G_scan, G_color, D_scan, D_color)."""
-    from pipeline.models.patch_discriminator import DiscriminatorConfig, PatchDiscriminator
-    from pipeline.models.weak_generator import GeneratorConfig, WeakGenerator
+    from pipeline.models.discriminator import DiscriminatorConfig, PatchDiscriminator
+    from pipeline.models.scan_generator import GeneratorConfig, WeakGenerator
 
     def gen(cin, cout):
         return WeakGenerator(GeneratorConfig(in_channels=cin, out_channels=cout, width=cfg.generator_width,
@@ -48,7 +46,7 @@ def make_state(cfg: CycleGANConfig, lr: float, rt: Runtime, color: np.ndarray, s
     torch.manual_seed(seed)
     nets = list(build_cyclegan(cfg))
     if cfg.init_from:  # fine-tuning: G_scan starts from a published scan generator
-        from pipeline.models.weak_generator import load_scan_generator
+        from pipeline.models.scan_generator import load_scan_generator
         from pipeline.training.init_from import start_from
 
         start_from(nets[0], cfg.init_from, load_scan_generator, "cyclegan")
@@ -82,8 +80,8 @@ def cyclegan_step(state: TrainState, cfg: CycleGANConfig, rt: Runtime) -> dict[s
     opt_g, opt_d = state.optimizers["G"], state.optimizers["D"]
     aug: RandomAffine = state.stateful["augment"]
     fmt = rt.memory_format
-    color = aug(to_model_input(state.stateful["color"].next(), rt.device, fmt))  # a: (B, 3, H, W)
-    scan = aug(to_model_input(state.stateful["scan"].next(), rt.device, fmt))  # b: (B, 1, H, W)
+    color = aug(to_model_input(state.stateful["color"].next(), rt.device, fmt))  # (B, 3, H, W)
+    scan = aug(to_model_input(state.stateful["scan"].next(), rt.device, fmt))  # (B, 1, H, W)
     lam = cfg.lambda_cycle
 
     # --- generators: D is frozen so G's backward doesn't compute D's gradients
@@ -92,16 +90,16 @@ def cyclegan_step(state: TrainState, cfg: CycleGANConfig, rt: Runtime) -> dict[s
     opt_g.zero_grad(set_to_none=True)
     with rt.autocast():
         b = color.shape[0]
-        fake_color = g_color(scan)  # G_B(b)
+        fake_color = g_color(scan)  # G_color(scan)
         # G_scan's three inputs in one batched call (every layer works per image, so this is
-        # the same function as three calls, with a third of the launches): a, G_B(b), b as RGB
+        # the same function as three calls, with a third of the launches): color, G_color(scan), scan as RGB
         g_in = [color, fake_color] + ([scan.expand(-1, 3, -1, -1)] if cfg.lambda_identity > 0 else [])
         g_out = g_scan(torch.cat(g_in).contiguous(memory_format=fmt))
-        fake_scan, rec_scan = g_out[:b], g_out[b:2 * b]  # G_A(a), G_A(G_B(b))
+        fake_scan, rec_scan = g_out[:b], g_out[b:2 * b]  # G_scan(color), G_scan(G_color(scan))
         loss_adv = lsgan_loss(d_scan(fake_scan), True) + lsgan_loss(d_color(fake_color), True)
         noisy_scan = fake_scan + cfg.cycle_noise * torch.randn_like(fake_scan) if cfg.cycle_noise else fake_scan
-        loss_cycle = (F.l1_loss(g_color(noisy_scan).float(), color.float())  # |G_B(G_A(a) + n) - a|
-                      + F.l1_loss(rec_scan.float(), scan.float()))  # |G_A(G_B(b)) - b|
+        loss_cycle = (F.l1_loss(g_color(noisy_scan).float(), color.float())  # |G_color(G_scan(color) + noise) - color|
+                      + F.l1_loss(rec_scan.float(), scan.float()))  # |G_scan(G_color(scan)) - scan|
         loss_idt = F.l1_loss(g_out[2 * b:].float(), scan.float()) \
             if cfg.lambda_identity > 0 else torch.zeros((), device=rt.device)
         loss_g = loss_adv + lam * loss_cycle + lam * cfg.lambda_identity * loss_idt

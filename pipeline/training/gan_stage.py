@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.config import TrainingLoopConfig
+from pipeline.runtime import Runtime, seed_everything, setup_runtime, teardown_runtime
 from pipeline.training.checkpoints import Checkpointer, fingerprint
 from pipeline.training.loop import fit
 from pipeline.training.metric_logger import MetricLogger
-from pipeline.training.runtime import Runtime, seed_everything, setup_runtime, teardown_runtime
 from pipeline.training.state import TrainState
 
 
@@ -59,7 +59,7 @@ def run_gan_stage(cfg: TrainingLoopConfig, seed: int, plan_for: Callable[[Runtim
             sample(state)
         metrics, summary = plan.finish(state)
         if cfg.init_from:
-            from pipeline.training.init_from import file_digest
+            from pipeline.digests import file_digest
 
             metrics.update(init_from=cfg.init_from, init_sha256=file_digest(cfg.init_from))
         if summary:

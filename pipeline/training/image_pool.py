@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.models.pixels import memory_format_of
+from pipeline.pixels import memory_format_of
 
 
 class ImagePool:

@@ -9,11 +9,12 @@ published file carries only the generator).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 from torch import nn
+
+from pipeline.digests import file_digest
 
 # architecture keys that are not named as in params, and the params key that sets them
 _PARAM_OF = {
@@ -24,11 +25,6 @@ _PARAM_OF = {
 
 class InitFromError(ValueError):
     """The model file to start from does not fit the params."""
-
-
-def file_digest(path: str | Path) -> str:
-    """sha256 of a model file (the first 16 hex digits): which weights a run started from."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def start_from(model: nn.Module, path: str | Path, load: Callable[[Path], nn.Module], key: str) -> dict:

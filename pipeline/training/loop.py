@@ -12,9 +12,9 @@ import time
 from typing import Any, Callable
 
 from pipeline.config import TrainingLoopConfig
+from pipeline.runtime import Runtime
 from pipeline.training.checkpoints import Checkpointer
 from pipeline.training.metric_logger import MetricLogger
-from pipeline.training.runtime import Runtime
 from pipeline.training.state import TrainState
 
 

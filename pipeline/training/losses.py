@@ -7,8 +7,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-GAN_LOSSES = ("lsgan", "hinge")
-
 
 def lsgan_loss(pred: torch.Tensor, real: bool) -> torch.Tensor:
     """Mean squared distance of the score map to 1 (real) or 0 (fake)."""

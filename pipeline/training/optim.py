@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-from pipeline.training.runtime import Runtime
+from pipeline.runtime import Runtime
 
 
 def adam(params, lr: float, betas: tuple[float, float], rt: Runtime) -> torch.optim.Adam:

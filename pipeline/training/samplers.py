@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.models.pixels import greyscale_u8
+from pipeline.pixels import greyscale_u8
 
 
 class BatchSampler:

@@ -7,18 +7,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from torch import nn
 
+from pipeline.colorist.arrays import colorize_arrays
 from pipeline.config import Params
 from pipeline.data.shards import holdout_with_truth, load_split_for_training
-from pipeline.evaluation.grids import colorizer_sample_grid, sample_crop
-from pipeline.models.pixels import greyscale_u8
-from pipeline.models.unet import publish_colorizer
+from pipeline.evaluation.grids import image_grid, sample_crop
+from pipeline.models.colorizer import publish_colorizer
+from pipeline.pixels import greyscale_u8
+from pipeline.runtime import Runtime
 from pipeline.training.colorizer_step import VARIANTS, colorizer_step, describe, make_state
 from pipeline.training.gan_stage import GanStagePlan, run_gan_stage
-from pipeline.training.runtime import Runtime
 from pipeline.training.state import TrainState
 
 SAMPLES = 8  # holdout images in each sample grid
+
+
+def colorizer_sample_grid(g: nn.Module, scans: np.ndarray, colors: np.ndarray, rt: Runtime):
+    """The training sample grid; rows: input scan | colorization | ground truth."""
+    return image_grid([scans, colorize_arrays(g, scans, rt), colors], scale=2)
 
 
 def training_pairs(variant: str, prepared: Path, pairs: Path | None) -> tuple[np.ndarray, np.ndarray]:

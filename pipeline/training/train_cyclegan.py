@@ -7,19 +7,34 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
+from pipeline.batched import generate_scans
 from pipeline.config import Params
 from pipeline.data.shards import holdout_with_truth, load_split_for_training
-from pipeline.evaluation.grids import sample_crop, scan_sample_grid
-from pipeline.evaluation.measures import scan_quality
-from pipeline.inference import generate_scans
-from pipeline.models.weak_generator import publish_scan_generator
+from pipeline.evaluation.grids import image_grid, sample_crop
+from pipeline.evaluation.metrics import scan_quality
+from pipeline.models.scan_generator import publish_scan_generator
+from pipeline.pixels import luma
+from pipeline.runtime import Runtime
 from pipeline.training.cyclegan_step import cyclegan_step, describe, make_state
 from pipeline.training.gan_stage import GanStagePlan, run_gan_stage
-from pipeline.training.runtime import Runtime
 from pipeline.training.state import TrainState
 
 SAMPLES = 8  # holdout images in each sample grid
+
+
+def scan_sample_grid(g_scan: nn.Module, color: np.ndarray, truth: np.ndarray | None, rt: Runtime):
+    """The training sample grid; rows: colored | generated scan | true scan (when known) |
+    greyscale(color)."""
+    rows = [color, generate_scans(g_scan, color, rt)] + ([truth] if truth is not None else []) + [_grey(color)]
+    return image_grid(rows, scale=2)
+
+
+def _grey(color: np.ndarray) -> np.ndarray:
+    c = torch.from_numpy(color).permute(0, 3, 1, 2)
+    return luma(c.float()).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def train_scan_generator(params: Params, prepared: Path, model_path: Path, live_dir: Path,

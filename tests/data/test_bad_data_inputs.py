@@ -51,7 +51,8 @@ from PIL import Image, ImageDraw
 
 from pipeline.config import DomainRules, ImagesConfig, SelectConfig, SourceConfig
 from pipeline.data.danbooru import dump_record, image_relpath
-from pipeline.data.metadata import build_metadata_table, filter_metadata
+from pipeline.data.metadata.filter import filter_metadata
+from pipeline.data.metadata.table import build_metadata_table
 from pipeline.data.prepare import prepare_images
 from pipeline.data.select import OUT_SCHEMA
 

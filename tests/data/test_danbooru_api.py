@@ -220,7 +220,8 @@ def test_normalize_rejects_bad_posts_naming_field(bad):
 
 def test_normalized_records_parse_in_metadata_stage():
     """The one metadata parser reads what this source writes."""
-    from pipeline.data.metadata import ParseStats, normalize, parse_block
+    from pipeline.data.metadata.normalize import normalize
+    from pipeline.data.metadata.parse import ParseStats, parse_block
 
     lines = [json.dumps(normalize_api_post(api_post(i, rating=r))) for i, r in ((11, "g"), (12, "e"))]
     stats = ParseStats()

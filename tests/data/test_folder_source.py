@@ -12,7 +12,8 @@ from PIL import Image
 from pipeline.config import ImagesConfig, ParamsError, SourceConfig, params_from_dict
 from pipeline.data.danbooru import image_root, metadata_dir
 from pipeline.data.folder_source import FILES_NAME, folder_files, post_id
-from pipeline.data.metadata import build_metadata_table, discover_metadata_files
+from pipeline.data.metadata.read import discover_metadata_files
+from pipeline.data.metadata.table import build_metadata_table
 from pipeline.data.prepare import prepare_images
 from pipeline.data.select import select_posts
 from pipeline.data.sources import materialize_source
@@ -125,8 +126,8 @@ def test_folder_root_must_lie_under_data_own(root):
 
 
 def test_synthetic_series_is_a_folder_source_with_held_out_pairs(tmp_path):
-    from pipeline.data.imaging import is_colored
     from pipeline.data.synthetic.pages import write_series
+    from pipeline.imaging import is_colored
 
     size = (256, 362)
     write_series(tmp_path / "a", tmp_path / "held", pages=2, lineart=2, heldout_pages=2, size=size, progress=False)

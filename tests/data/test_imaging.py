@@ -1,4 +1,4 @@
-"""pipeline.data.imaging on a bad-image corpus built here, in memory: every oddity the README's "images" section
+"""pipeline.imaging on a bad-image corpus built here, in memory: every oddity the README's "images" section
 lists for real Danbooru files, at a few pixels each."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFile
 
-from pipeline.data.imaging import (
+from pipeline.imaging import (
     DECODE_ERROR_REASONS,
     DecodeError,
     decode_image,

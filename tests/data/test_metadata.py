@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.data.danbooru import dump_record
-from pipeline.data.metadata import SCHEMA, build_metadata_table
+from pipeline.data.metadata.normalize import SCHEMA
+from pipeline.data.metadata.table import build_metadata_table
 
 UTC = timezone.utc
 
@@ -166,7 +167,7 @@ def test_file_without_trailing_newline(tmp_path):
 
 def test_fused_filter_matches_table_then_select(tmp_path):
     from pipeline.config import DomainRules, SelectConfig
-    from pipeline.data.metadata import filter_metadata
+    from pipeline.data.metadata.filter import filter_metadata
     from pipeline.data.select import select_posts
 
     records = []
@@ -215,7 +216,7 @@ def test_damaged_shard_is_reported_not_fatal(tmp_path, suffix, compress, reason)
     m = stats.as_metrics()
     assert m["damaged_files"] == 1 and m["damaged_by_file"] == {f.name: reason}
     # without a damage handler the reader says which file and why, instead of EOFError
-    from pipeline.data.metadata import DamagedInputError, iter_blocks, iter_metadata_streams
+    from pipeline.data.metadata.read import DamagedInputError, iter_blocks, iter_metadata_streams
 
     with pytest.raises(DamagedInputError, match=f"{f.name}: {reason}"):
         for _name, stream in iter_metadata_streams(f):

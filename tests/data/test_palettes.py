@@ -17,7 +17,7 @@ from pipeline.data.synthetic.palettes import (
     oracle_fill,
     random_look,
 )
-from pipeline.data.synthetic.rendering import render_color, render_oracle, render_scan, xy_points
+from pipeline.data.synthetic.scene_images import render_color, render_oracle, render_scan, xy_points
 from pipeline.data.synthetic.scenes import make_scene
 
 

@@ -11,7 +11,8 @@ from PIL import Image
 
 from pipeline.config import HttpConfig, ImagesConfig, SelectConfig, SourceConfig, SyntheticConfig, params_from_dict
 from pipeline.data.danbooru import image_relpath, image_root, metadata_dir
-from pipeline.data.metadata import build_metadata_table, discover_metadata_files
+from pipeline.data.metadata.read import discover_metadata_files
+from pipeline.data.metadata.table import build_metadata_table
 from pipeline.data.prepare import prepare_images
 from pipeline.data.select import select_posts
 from pipeline.data.sources import materialize_source

@@ -12,8 +12,9 @@ from pipeline.config import SyntheticConfig
 from pipeline.data.danbooru import INT_FIELDS, METADATA_SHARD_NAMES, NULL_TIMESTAMP, image_relpath
 from pipeline.data.synthetic.dataset import MARKER, generate_dataset
 from pipeline.data.synthetic.posts import DISTRACTOR_KINDS, distractor_counts
-from pipeline.data.synthetic.rendering import fit_size, pad_to_square, render_color, render_scan
+from pipeline.data.synthetic.scene_images import pad_to_square, render_color, render_scan
 from pipeline.data.synthetic.scenes import make_scene
+from pipeline.imaging import shrink_to_fit
 
 CFG = SyntheticConfig(seed=7, n_color=6, n_scan=6, n_distractors=16, n_shards=4, duplicate_fraction=0.2)
 MONO_FAMILY = {"monochrome", "greyscale", "lineart", "partially_monochrome", "spot_color", "screentone",
@@ -190,7 +191,7 @@ def test_groundtruth_is_pixel_aligned_with_its_color_image(dataset):
         grey = np.asarray(color, dtype=np.float32)
         assert ink.mean() > 0.01
         assert grey[ink].mean() < grey[~ink].mean() - 40  # the color image's lines sit on the scan's lines
-        w, h = fit_size(int(posts[i]["image_width"]), int(posts[i]["image_height"]), CFG.canvas)
+        w, h = shrink_to_fit(int(posts[i]["image_width"]), int(posts[i]["image_height"]), CFG.canvas)
         x0, y0 = (CFG.canvas - w) // 2, (CFG.canvas - h) // 2
         pad = np.ones_like(ink)
         pad[y0:y0 + h, x0:x0 + w] = False
@@ -252,7 +253,7 @@ def test_rerun_after_a_killed_run_and_refusing_a_foreign_folder(dataset, tmp_pat
     assert (foreign / "metadata").is_dir()
 
 
-# --------------------------------------------------------------------------- drawing functions
+# --------------------------------------------------------------------------- scene images
 
 
 def test_render_functions_on_tiny_sizes():
@@ -284,10 +285,10 @@ def test_scan_and_color_statistics_over_many_scenes():
 
 
 def test_fit_and_pad():
-    assert fit_size(2400, 1200, 512) == (512, 256)
-    assert fit_size(100, 200, 512) == (100, 200)  # never enlarged
+    assert shrink_to_fit(2400, 1200, 512) == (512, 256)
+    assert shrink_to_fit(100, 200, 512) == (100, 200)  # never enlarged
     with pytest.raises(ValueError):
-        fit_size(0, 10, 512)
+        shrink_to_fit(0, 10, 512)
     padded = pad_to_square(Image.new("L", (10, 4), 0), 12)
     arr = np.asarray(padded)
     assert padded.size == (12, 12) and arr[4:8, 1:11].max() == 0 and arr[:4].min() == 255

@@ -11,18 +11,18 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.colorist.arrays import colorize_arrays
 from pipeline.config import ColorizerConfig
 from pipeline.evaluation.evaluate import evaluate
 from pipeline.evaluation.grids import evaluation_grid
-from pipeline.evaluation.measures import colorfulness, delta_e, line_fidelity
-from pipeline.inference import colorize_arrays
-from pipeline.models.pixels import greyscale_u8
-from pipeline.models.unet import load_colorizer, publish_colorizer
+from pipeline.evaluation.metrics import colorfulness, delta_e, line_fidelity
+from pipeline.models.colorizer import load_colorizer, publish_colorizer
+from pipeline.pixels import greyscale_u8
+from pipeline.runtime import Runtime
 from pipeline.training.colorizer_step import colorizer_step, make_state
-from pipeline.training.runtime import Runtime
 
 CPU = Runtime(device=torch.device("cpu"))
-TINY = ColorizerConfig(steps=40, batch_size=2, width=4, mults=[1, 2], n_attention=1, groups=2, disc_width=4,
+TINY = ColorizerConfig(steps=40, batch_size=2, crop=0, hints_max=0, width=4, mults=[1, 2], n_attention=1, groups=2, disc_width=4,
                        flip=False, rotate_deg=0.0, shift=0.0)
 
 

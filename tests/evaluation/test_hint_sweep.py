@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from pipeline.evaluation.hint_sweep import bleed, first_n, hint_sweep, nested_hints, opposite_color
-from pipeline.models.hints import HINT_CHANNELS
-from pipeline.training.runtime import Runtime
+from pipeline.models.colorizer import HINT_CHANNELS
+from pipeline.runtime import Runtime
 
 CPU = Runtime(device=torch.device("cpu"))
 
@@ -85,7 +85,7 @@ def test_bleed_is_zero_for_a_fill_and_large_for_a_smear():
 
 
 def test_opposite_color_is_far_from_the_color():
-    from pipeline.evaluation.measures import delta_e
+    from pipeline.evaluation.metrics import delta_e
 
     for rgb in ([200, 40, 40], [40, 40, 200], [128, 128, 128], [250, 240, 200]):
         opp = opposite_color(np.array(rgb, np.uint8))

@@ -10,15 +10,15 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.colorist.page import colorize_image
 from pipeline.config import ColorizerConfig, SyntheticConfig
 from pipeline.data.danbooru import image_relpath
 from pipeline.data.synthetic.dataset import generate_dataset
-from pipeline.evaluation.measures import color_metrics
-from pipeline.models.pixels import greyscale_u8
-from pipeline.models.unet import load_colorizer, publish_colorizer
-from pipeline.page_inference import colorize_image
+from pipeline.evaluation.metrics import color_metrics
+from pipeline.models.colorizer import load_colorizer, publish_colorizer
+from pipeline.pixels import greyscale_u8
+from pipeline.runtime import Runtime
 from pipeline.training.colorizer_step import make_state
-from pipeline.training.runtime import Runtime
 
 runner = CliRunner()
 
@@ -48,7 +48,7 @@ def exported(tmp_path_factory):
     models.mkdir()
     publish_tiny_scan_generator(models / "scan.pt")
     colors = smooth(2, 3)
-    cfg = ColorizerConfig(width=4, mults=[1, 2], n_attention=1, groups=2, disc_width=4)
+    cfg = ColorizerConfig(width=4, mults=[1, 2], n_attention=1, groups=2, disc_width=4, crop=0, hints_max=0)
     state = make_state(cfg, 1e-3, Runtime(device=torch.device("cpu")), greyscale_u8(colors), colors, seed=0)
     publish_colorizer(state.models["G"], models / "color.pt", image_size=32, steps=0, variant="scangen")
     return pairs, models, ids

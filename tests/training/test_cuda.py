@@ -11,26 +11,26 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.batched import generate_scans
+from pipeline.colorist.page import colorize_image
 from pipeline.config import ColorizerConfig, CycleGANConfig, load_params
-from pipeline.inference import generate_scans
-from pipeline.models.unet import load_colorizer, publish_colorizer
-from pipeline.models.weak_generator import load_scan_generator, publish_scan_generator
-from pipeline.page_inference import colorize_image
+from pipeline.models.colorizer import load_colorizer, publish_colorizer
+from pipeline.models.scan_generator import load_scan_generator, publish_scan_generator
+from pipeline.runtime import Runtime, setup_runtime
 from pipeline.training.checkpoints import Checkpointer
 from pipeline.training.colorizer_step import colorizer_step
 from pipeline.training.colorizer_step import make_state as make_colorizer_state
 from pipeline.training.cyclegan_step import cyclegan_step, make_state
 from pipeline.training.loop import fit
 from pipeline.training.metric_logger import MetricLogger
-from pipeline.training.runtime import Runtime, setup_runtime
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none visible to torch)")
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU = Runtime(device=torch.device("cpu"))
-TINY = CycleGANConfig(steps=6, batch_size=2, generator_width=8, n_down=1, n_res=1, disc_width=8, groups=2,
+TINY = CycleGANConfig(steps=6, batch_size=2, crop=0, generator_width=8, n_down=1, n_res=1, disc_width=8, groups=2,
                       log_every=2, checkpoint_every=2, sample_every=100)
-TINY_C = ColorizerConfig(steps=6, batch_size=2, width=8, mults=[1, 2], n_attention=1, groups=2, disc_width=8,
+TINY_C = ColorizerConfig(steps=6, batch_size=2, crop=0, hints_max=0, width=8, mults=[1, 2], n_attention=1, groups=2, disc_width=8,
                          log_every=2, checkpoint_every=2, sample_every=100)
 
 

@@ -22,19 +22,19 @@ from pipeline.config import (
     ParamsError,
     params_from_dict,
 )
-from pipeline.models.unet import publish_colorizer
-from pipeline.models.weak_generator import publish_scan_generator
+from pipeline.models.colorizer import publish_colorizer
+from pipeline.models.scan_generator import publish_scan_generator
+from pipeline.runtime import Runtime
 from pipeline.training.colorizer_step import build_colorizer, make_state
 from pipeline.training.cyclegan_step import build_cyclegan
 from pipeline.training.cyclegan_step import make_state as make_cyclegan_state
 from pipeline.training.init_from import InitFromError, file_digest
-from pipeline.training.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU = Runtime(device=torch.device("cpu"))
-TINY = ColorizerConfig(steps=4, batch_size=2, width=4, mults=[1, 2], n_attention=1, groups=2, disc_width=4,
+TINY = ColorizerConfig(steps=4, batch_size=2, crop=0, width=4, mults=[1, 2], n_attention=1, groups=2, disc_width=4,
                        hints_max=4)
-TINY_GAN = CycleGANConfig(steps=4, batch_size=2, generator_width=4, n_down=1, n_res=1, disc_width=4, groups=2)
+TINY_GAN = CycleGANConfig(steps=4, batch_size=2, crop=0, generator_width=4, n_down=1, n_res=1, disc_width=4, groups=2)
 DATA = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
 
 

@@ -8,13 +8,13 @@ import torch
 from helpers import smooth
 
 from pipeline.config import ColorizerConfig
-from pipeline.models.pixels import greyscale_u8
+from pipeline.pixels import greyscale_u8
+from pipeline.runtime import Runtime
 from pipeline.training.colorizer_step import colorizer_step, current_size, make_state
-from pipeline.training.runtime import Runtime
 from pipeline.training.samplers import PairSampler
 
 CPU = Runtime(device=torch.device("cpu"))
-TINY = ColorizerConfig(steps=40, batch_size=2, width=4, mults=[1, 2], n_attention=1, groups=2, disc_width=4,
+TINY = ColorizerConfig(steps=40, batch_size=2, crop=0, hints_max=0, width=4, mults=[1, 2], n_attention=1, groups=2, disc_width=4,
                        flip=False, rotate_deg=0.0, shift=0.0)
 
 

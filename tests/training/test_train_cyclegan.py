@@ -88,10 +88,10 @@ def test_make_pairs_aligns_with_color_shards(project):
                    capture_output=True)
     subprocess.run([sys.executable, "-m", "stages.make_pairs", "--model", "m.pt", "--prepared", "prepared",
                     "--out", "pairs", "--metrics", "pairs.json"], cwd=project, env=env(), check=True, timeout=600)
+    from pipeline.batched import generate_scans
     from pipeline.data.pairs import load_pairs
-    from pipeline.inference import generate_scans
-    from pipeline.models.weak_generator import load_scan_generator
-    from pipeline.training.runtime import Runtime
+    from pipeline.models.scan_generator import load_scan_generator
+    from pipeline.runtime import Runtime
 
     scans, colors = load_pairs(project / "prepared", project / "pairs", "train")
     assert scans.shape == (12, 32, 32, 1) and colors.shape == (12, 32, 32, 3)

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from pipeline.config import CycleGANConfig
-from pipeline.models.weak_generator import load_scan_generator, publish_scan_generator
+from pipeline.models.scan_generator import load_scan_generator, publish_scan_generator
+from pipeline.runtime import Runtime
 from pipeline.training.augment import RandomAffine
 from pipeline.training.checkpoints import Checkpointer, CheckpointError
 from pipeline.training.cyclegan_step import cyclegan_step, make_state
@@ -18,11 +19,10 @@ from pipeline.training.image_pool import ImagePool
 from pipeline.training.loop import fit
 from pipeline.training.metric_logger import MetricLogger
 from pipeline.training.optim import linear_decay
-from pipeline.training.runtime import Runtime
 from pipeline.training.samplers import BatchSampler
 
 CPU = Runtime(device=torch.device("cpu"))
-TINY = CycleGANConfig(steps=6, batch_size=2, generator_width=4, n_down=1, n_res=1, disc_width=4, groups=2,
+TINY = CycleGANConfig(steps=6, batch_size=2, crop=0, generator_width=4, n_down=1, n_res=1, disc_width=4, groups=2,
                       log_every=2, checkpoint_every=2, sample_every=100)
 
 
@@ -191,7 +191,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    from pipeline.training.runtime import setup_runtime, teardown_runtime
+    from pipeline.runtime import setup_runtime, teardown_runtime
 
     rt = setup_runtime("cpu")
     cfg = replace(TINY, batch_size=2, pool_size=0, flip=False, rotate_deg=0.0, shift=0.0, cycle_noise=0.0)

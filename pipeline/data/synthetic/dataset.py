@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import SyntheticConfig
-from pipeline.data.synthetic.drawing import render_all
+from pipeline.data.synthetic.post_images import render_all
 from pipeline.data.synthetic.posts import plan_posts
 from pipeline.data.synthetic.records import build_metadata
 from pipeline.files import replace_folder

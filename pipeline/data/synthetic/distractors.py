@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw
 
-from pipeline.data.synthetic.rendering import (
+from pipeline.data.synthetic.scene_images import (
     draw_outline,
     hsv_color,
     render_color,

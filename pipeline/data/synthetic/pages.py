@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pipeline.data.synthetic.palettes import make_cast
-from pipeline.data.synthetic.rendering import render_color, render_scan
+from pipeline.data.synthetic.scene_images import render_color, render_scan
 from pipeline.data.synthetic.scenes import CAST_SHARE, make_scene
 
 PAGE_PEN = 300  # lines as in a 300-px image: 2.4-5.7 px outlines

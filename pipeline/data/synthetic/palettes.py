@@ -13,7 +13,7 @@ learns, and this module gives the synthetic art the same:
 
 Also the ceiling the benchmark reports (`oracle_fill`): the mean color of each material at
 each ink level, what a colorizer that recognises materials, and nothing more, would paint.
-Used by `scenes` (colors and tones of every region) and `rendering` (backgrounds, oracle).
+Used by `scenes` (colors and tones of every region) and `scene_images` (backgrounds, oracle).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline.config import SyntheticConfig
 from pipeline.data.synthetic.distractors import CORRUPTIONS
-from pipeline.data.synthetic.rendering import pick_background
+from pipeline.data.synthetic.scene_images import pick_background
 
 MAX_POST_ID = 5_000_000
 DOMAINS = ("color", "scan")

@@ -1,6 +1,6 @@
 """Vector scenes of the synthetic mini-Danbooru2020: strokes, regions, characters and props.
 
-`make_scene` draws one random scene, which `rendering` turns into a scan and a colored
+`make_scene` draws one random scene, which `scene_images` turns into a scan and a colored
 illustration. Every region's color is decided here, from the priors of `palettes` (a
 character of the series' cast keeps its colors), and so is how the scan inks it: the manga
 convention, by the color's lightness (`palettes.ink_tone`). Used by the `source` stage (kind synthetic, via `generate_dataset`) and by

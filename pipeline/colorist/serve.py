@@ -1,0 +1,221 @@
+"""`onepunch serve`: a local web page to colorize a page with hints and take the layers home.
+
+A Starlette app (`create_app`) served by uvicorn on 127.0.0.1 unless told otherwise. The
+page (`serve_page.html`) loads nothing from outside the machine: its script and styles are
+inline. What it does with the server:
+
+    POST /api/colorize   multipart: `page` (an image file), `hints` (JSON points
+                         [{"x", "y", "color"}] in page pixels), header X-Session (the tab's
+                         random token) -> the result's URLs and size, or {"error": ...}
+    GET  /api/result/{session}/{result}/{name}   name: page.png, color.png, ink.png, page.psd
+    POST /api/end        header X-Session: the tab is gone, its files are removed
+
+Safe by default: an upload is refused past `max_bytes` (read in chunks, never whole) or
+`max_pixels` (the CLI's decompression-bomb guard); an uploaded name never becomes a path
+(results are stored under random names in the session's own folder); a session token is
+32 random hex digits made by each tab, so two tabs never see each other's pages; a session
+idle for `session_ttl_s` is removed, and the whole temporary folder when the server stops.
+The model is loaded once; pages are colorized one at a time (a lock), off the event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PAGE = Path(__file__).with_name("serve_page.html")
+SESSION = re.compile(r"^[0-9a-f]{32}$")
+RESULT_NAMES = {"page.png": "image/png", "color.png": "image/png", "ink.png": "image/png",
+                "page.psd": "image/vnd.adobe.photoshop"}
+
+
+@dataclass
+class ServeSettings:
+    colorizer: Path
+    scan_model: Path | None = None
+    device: str = "auto"
+    max_bytes: int = 40_000_000
+    max_pixels: int = 40_000_000
+    session_ttl_s: float = 3600.0
+    root: Path | None = None  # the temporary folder (made when None)
+
+
+@dataclass
+class _State:
+    settings: ServeSettings
+    root: Path
+    seen: dict[str, float] = field(default_factory=dict)  # session -> last use
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    networks: object | None = None  # pipeline.colorist.page.Networks, loaded on first use
+
+
+class UploadError(ValueError):
+    """A bad upload: the message is shown on the page."""
+
+
+def _load(state: _State):
+    if state.networks is None:
+        from pipeline.colorist.page import load_networks
+
+        state.networks = load_networks(state.settings.colorizer, state.settings.scan_model, state.settings.device)
+    return state.networks
+
+
+def colorize_upload(state: _State, session: str, data: bytes, hints_text: str) -> dict:
+    """Decode, colorize (with hints), write the four results; returns their URLs."""
+    from pipeline.imaging import DecodeError, decode_image
+
+    try:
+        img = decode_image(data, max_pixels=state.settings.max_pixels, name="the upload", max_aspect=1000)
+    except DecodeError as exc:
+        raise UploadError(f"not a page this can read: {exc.reason.replace('_', ' ')} ({exc.detail})") from None
+    nets = _load(state)
+    folder = state.root / session / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    try:
+        return _colorize_into(state, folder, session, img, hints_text, nets)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing half-written is left behind
+        raise
+
+
+def _colorize_into(state: _State, folder: Path, session: str, img, hints_text: str, nets) -> dict:
+    import numpy as np
+    from PIL import Image
+
+    from pipeline.colorist.hint_files import hints_from_points
+    from pipeline.colorist.ink import compose
+    from pipeline.colorist.page import colorize_layers
+    from pipeline.colorist.psd import write_psd
+    from pipeline.models.colorizer import require_hints
+    from pipeline.runtime import resolve_precision
+
+    hints = None
+    try:
+        points = json.loads(hints_text) if hints_text.strip() else []
+    except json.JSONDecodeError as exc:
+        raise UploadError(f"the hints: not JSON ({exc})") from None
+    if points:
+        try:
+            require_hints(nets.colorizer)
+            hints = hints_from_points(points, img.size, "the hints")
+        except ValueError as exc:  # HintFileError too
+            raise UploadError(str(exc)) from None
+    with state.lock:
+        try:
+            colors, line_art = colorize_layers(nets.colorizer, nets.scan_generator, img, None, nets.device, "auto",
+                                               resolve_precision("auto", nets.device), hints)
+        except ValueError as exc:  # a colored page without a scan generator
+            raise UploadError(str(exc)) from None
+    page = compose(colors, line_art, "multiply")
+    page.save(folder / "page.png")
+    colors.save(folder / "color.png")
+    ink = np.array(line_art.convert("L"))
+    Image.fromarray(np.dstack([np.zeros_like(ink)] * 3 + [255 - ink]), "RGBA").save(folder / "ink.png")
+    write_psd(folder / "page.psd", colors, line_art)
+    base = f"/api/result/{session}/{folder.name}"
+    return {"width": img.width, "height": img.height, **{n.replace(".", "_"): f"{base}/{n}" for n in RESULT_NAMES}}
+
+
+def _expire(state: _State, now: float) -> None:
+    for session, last in list(state.seen.items()):
+        if now - last > state.settings.session_ttl_s:
+            shutil.rmtree(state.root / session, ignore_errors=True)
+            del state.seen[session]
+
+
+def create_app(settings: ServeSettings):
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+    from starlette.formparsers import MultiPartException
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+    from starlette.routing import Route
+
+    root = Path(settings.root) if settings.root else Path(tempfile.mkdtemp(prefix="onepunch-serve-"))
+    state = _State(settings, root)
+
+    def session_of(request: Request) -> str | None:
+        token = request.headers.get("x-session", "")
+        return token if SESSION.match(token) else None
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(PAGE.read_text(encoding="utf-8"),
+                            headers={"Content-Security-Policy": "default-src 'self' 'unsafe-inline' blob: data:"})
+
+    async def colorize(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return JSONResponse({"error": "no session: reload the page"}, status_code=400)
+        if not (request.headers.get("content-length") or "").isdigit():  # chunked: no size to check up front
+            return JSONResponse({"error": "uploads need a Content-Length (every browser sends one)"}, status_code=411)
+        declared = int(request.headers["content-length"])
+        if declared > settings.max_bytes + 100_000:
+            return JSONResponse({"error": f"the upload is {declared:,} bytes; the limit is {settings.max_bytes:,}"},
+                                status_code=413)
+        try:
+            async with request.form(max_files=1, max_fields=4, max_part_size=settings.max_bytes) as form:
+                upload = form.get("page")
+                if upload is None or isinstance(upload, str):
+                    return JSONResponse({"error": "no page in the upload: pick an image file"}, status_code=400)
+                data = await upload.read(settings.max_bytes + 1)
+                hints_text = str(form.get("hints") or "")
+        except (HTTPException, MultiPartException) as exc:  # multipart limits: a part too large, too many files
+            return JSONResponse({"error": f"the upload was refused: {getattr(exc, 'detail', exc)}"},
+                                status_code=413)
+        if len(data) > settings.max_bytes:
+            return JSONResponse({"error": f"the upload is over the limit of {settings.max_bytes:,} bytes"},
+                                status_code=413)
+        now = time.time()
+        _expire(state, now)
+        state.seen[session] = now
+        try:
+            result = await run_in_threadpool(colorize_upload, state, session, data, hints_text)
+        except UploadError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(result)
+
+    async def result(request: Request) -> Response:
+        session, rid, name = (request.path_params[k] for k in ("session", "result", "name"))
+        if not SESSION.match(session) or not re.match(r"^[0-9a-f]{32}$", rid) or name not in RESULT_NAMES:
+            return JSONResponse({"error": "no such result"}, status_code=404)
+        path = state.root / session / rid / name
+        if not path.is_file():
+            return JSONResponse({"error": "no such result (the session ended?)"}, status_code=404)
+        state.seen[session] = time.time()
+        return FileResponse(path, media_type=RESULT_NAMES[name],
+                            headers={"Content-Disposition": f'attachment; filename="colorized-{name}"'}
+                            if request.query_params.get("download") else None)
+
+    async def end(request: Request) -> Response:
+        session = session_of(request) or request.query_params.get("session", "")
+        if SESSION.match(session):
+            shutil.rmtree(state.root / session, ignore_errors=True)
+            state.seen.pop(session, None)
+        return JSONResponse({"ended": True})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        try:
+            yield
+        finally:  # the server stops: every session's files go
+            shutil.rmtree(root, ignore_errors=True)
+
+    async def favicon(request: Request) -> Response:
+        return Response(status_code=204)
+
+    app = Starlette(routes=[Route("/", index), Route("/favicon.ico", favicon),
+                            Route("/api/colorize", colorize, methods=["POST"]),
+                            Route("/api/result/{session}/{result}/{name}", result),
+                            Route("/api/end", end, methods=["POST"])], lifespan=lifespan)
+    app.state.serve = state
+    return app
