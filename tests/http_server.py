@@ -1,6 +1,6 @@
 """A loopback HTTP server with fault injection, for testing downloads and the API source.
 
-Why: the network failure modes `pipeline.fetch` must survive (5xx, 429, connections
+Why: the network failure modes `pipeline.data.http` must survive (5xx, 429, connections
 dropped mid-body, stalls, servers that ignore Range) cannot be produced reliably by a
 real host, and the tests must never leave the machine. This server binds 127.0.0.1 on an
 ephemeral port, serves files from a folder with HTTP/1.1 keep-alive and byte ranges,

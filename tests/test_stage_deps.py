@@ -44,6 +44,21 @@ def test_dvc_yaml_deps_match_imports():
                          + "\nrun `python tools/stage_deps.py --write` to rewrite them")
 
 
+HINT_CODE = ("pipeline/colorist/", "pipeline/models/colorizer.py", "pipeline/training/hint_sampler.py",
+             "pipeline/training/colorizer_step.py")
+
+
+def test_stages_depend_only_on_what_they_run():
+    """The data stages re-run for no colorist change (a chapter reader, a PSD writer), and the
+    CycleGAN is not retrained for a change to hints or the colorizer."""
+    deps = sd.expected_deps(ROOT / "dvc.yaml", ROOT)
+    for stage in ("source", "metadata", "select", "images"):
+        assert not [d for d in deps[stage] if d.startswith("pipeline/colorist/")], stage
+    for stage in ("source", "metadata", "select", "images", "train_cyclegan", "make_pairs"):
+        assert not [d for d in deps[stage] if d.startswith(HINT_CODE)], stage
+    assert "pipeline/colorist/hints.py" in deps["train_colorizer@scangen"]  # the colorizer learns the encoding
+
+
 def test_package_inits_hold_no_code():
     bad = [p.relative_to(ROOT).as_posix() for p in sd.nontrivial_inits(ROOT)]
     assert not bad, (f"{bad}: package __init__.py files are not tracked as stage deps, so they "

@@ -1,4 +1,4 @@
-"""pipeline.danbooru_api against a fake /posts.json: paging, 429, rate limit, normalisation, secrecy."""
+"""pipeline.data.danbooru_api against a fake /posts.json: paging, 429, rate limit, normalisation, secrecy."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""pipeline.fetch against a misbehaving loopback server: resume, retries, atomicity, secrecy."""
+"""pipeline.data.http against a misbehaving loopback server: resume, retries, atomicity, secrecy."""
 
 from __future__ import annotations
 

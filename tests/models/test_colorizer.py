@@ -1,4 +1,4 @@
-"""Tests of the colorizer's attention U-Net (`pipeline.colorizer`), on tiny tensors.
+"""Tests of the colorizer's attention U-Net (`pipeline.models.colorizer`), on tiny tensors.
 
 One intra-op thread throughout (fixture below): at these sizes threads buy nothing, and
 the machine's two cores are shared with training jobs.
