@@ -166,7 +166,7 @@ def test_scan_stage_runs_on_cuda_and_resumes(tmp_path):
 
     pq.write_table(pa.table({"id": [1]}), prepared / "index.parquet")
     (tmp_path / "params.yaml").write_text(
-        "lr: 0.001\nseed: 3\ncyclegan:\n  steps: 20\n  batch_size: 2\n  generator_width: 4\n  n_down: 1\n"
+        "lr: 0.001\nseed: 3\ncyclegan:\n  steps: 20\n  batch_size: 2\n  crop: 0\n  generator_width: 4\n  n_down: 1\n"
         "  n_res: 1\n  disc_width: 4\n  groups: 2\n  log_every: 5\n  sample_every: 10\n  checkpoint_every: 5\n"
         "  device: cuda\n  eval_batch: 8\n")
     params = load_params(tmp_path / "params.yaml")

@@ -23,6 +23,7 @@ seed: 3
 cyclegan:
   steps: 60
   batch_size: 2
+  crop: 0
   generator_width: 4
   n_down: 1
   n_res: 1

@@ -104,7 +104,7 @@ def test_changed_params_start_fresh_and_bad_checkpoint_is_clear(tmp_path):
 
 @pytest.mark.slow
 def test_training_reduces_cycle_loss_on_one_batch(tmp_path):
-    cfg = replace(TINY, steps=80, lambda_identity=0.0, cycle_noise=0.0, flip=False, rotate_deg=0.0, shift=0.0,
+    cfg = replace(TINY, steps=80, lambda_cycle=10.0, lambda_identity=0.0, cycle_noise=0.0, flip=False, rotate_deg=0.0, shift=0.0,
                   generator_skip=False)
     # smooth images (upsampled 4x4 noise): learnable by a tiny network in a few steps
     rng = np.random.default_rng(0)
