@@ -330,8 +330,15 @@ def colorize(
         help="shrink pages whose long side is larger to this before running (for very high-dpi scans) "
              "[default: each page's own resolution]")] = None,
     ink: Annotated[str, typer.Option(
-        help="multiply: the page's own line art multiplied over the colors, as a colorist composes; "
-             "none: the network's color layer as it is")] = "multiply",
+        help="multiply: the page's own strokes multiplied over the colors, as a colorist composes (black "
+             "fills in a dark shade of their color, screentone as --tone says); none: the color layer as it "
+             "is")] = "multiply",
+    tone: Annotated[str, typer.Option(
+        help="screentone: descreen (its dots become the shading of the color beneath) or keep "
+             "(the dots multiplied over the colors as drawn)")] = "descreen",
+    auto: Annotated[str, typer.Option(
+        help="what no hint reaches: network (the colorizer's own colors) or none (the page as drawn; only "
+             "the hinted regions are colored, flat; needs --hints, runs no network)")] = "network",
     max_pixels: Annotated[int, typer.Option(help="refuse images with more pixels than this")] = 200_000_000,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     precision: Annotated[str, typer.Option(
@@ -357,6 +364,12 @@ def colorize(
         _fail(f"--precision {precision!r}: allowed values are auto, fp32, bf16")
     if ink not in ("multiply", "none"):
         _fail(f"--ink {ink!r}: allowed values are multiply, none")
+    if tone not in ("descreen", "keep"):
+        _fail(f"--tone {tone!r}: allowed values are descreen, keep")
+    if auto not in ("network", "none"):
+        _fail(f"--auto {auto!r}: allowed values are network, none")
+    if auto == "none" and hints is None:
+        _fail("--auto none colors only the regions hints reach: give --hints FILE (or use --auto network)")
     if max_pixels < 1:
         _fail(f"--max-pixels {max_pixels}: must be >= 1")
     if scan_model is not None and not scan_model.is_file():
@@ -372,7 +385,7 @@ def colorize(
         results = colorize_files(images, model, scan_model or DEFAULT_SCAN_MODEL, out_dir, work_size, device,
                                  treat_as, max_pixels, scan_model_required=scan_model is not None, ink=ink,
                                  precision=precision, hints=hints, layers=layers, colored_pages=colored_pages,
-                                 batch=batch)
+                                 batch=batch, auto=auto, tone=tone)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     _report(results)

@@ -49,7 +49,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.colorist.ink import ink_multiply
+from pipeline.colorist.ink import compose_page, separate
 from pipeline.config import ColorizerConfig
 from pipeline.models.colorizer import publish_colorizer
 from pipeline.pixels import greyscale_u8
@@ -258,11 +258,17 @@ def test_unknown_ink_mode_is_refused_and_the_default_keeps_the_pages_ink(models,
     assert colorize(models, src).exit_code == 0
     out = np.asarray(Image.open(tmp_path / "p.color.png"), np.int16)
     ink = np.asarray(Image.open(src).convert("L"), np.int16)
-    assert out.shape == (90, 120, 3) and (out <= ink[..., None]).all()  # full size, the ink multiplied over
+    lines = separate(ink.astype(np.uint8)).line
+    assert out.shape == (90, 120, 3) and (out[lines] <= ink[lines][:, None]).all()  # full size, strokes multiplied
     assert colorize(models, src, "-o", tmp_path / "raw", "--ink", "none").exit_code == 0
     raw = np.asarray(Image.open(tmp_path / "raw" / "p.color.png"), np.uint8)
-    # the default output is exactly the bare color layer with the page's ink multiplied over
-    assert np.array_equal(ink_multiply(raw, ink.astype(np.uint8)), out.astype(np.uint8))
+    # the default output is exactly the bare color layer composed with the page's ink
+    assert np.array_equal(compose_page(raw, ink.astype(np.uint8)), out.astype(np.uint8))
+    assert colorize(models, src, "-o", tmp_path / "kept", "--tone", "keep").exit_code == 0
+    kept = np.asarray(Image.open(tmp_path / "kept" / "p.color.png"), np.uint8)
+    assert np.array_equal(compose_page(raw, ink.astype(np.uint8), tone="keep"), kept)
+    res = colorize(models, src, "--tone", "halftone")
+    assert res.exit_code == 2 and "--tone 'halftone': allowed values are descreen, keep" in res.output
     assert not np.array_equal(raw, out)
 
 

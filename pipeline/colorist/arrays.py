@@ -1,6 +1,7 @@
-"""Colorizing stacks of uint8 arrays, composed as `onepunch colorize` composes a page (the
-page's ink multiplied over the color layer): what the evaluation measures and the training
-sample grids show.
+"""Colorizing stacks of uint8 arrays, composed as `onepunch colorize` composes a page
+(`pipeline.colorist.ink.compose_page`: strokes multiplied over the color layer, black fills in
+a dark shade of their color, screentone descreened): what the evaluation measures and the
+training sample grids show.
 """
 
 from __future__ import annotations
@@ -9,17 +10,28 @@ import numpy as np
 from torch import nn
 
 from pipeline.batched import run_batched
-from pipeline.colorist.ink import ink_multiply
+from pipeline.colorist.ink import compose_page, separate
 from pipeline.models.colorizer import with_hints
 from pipeline.runtime import Runtime
 
 
 def colorize_arrays(model: nn.Module, scans: np.ndarray, rt: Runtime, batch: int = 64,
                     ink: str = "multiply", hints: np.ndarray | None = None) -> np.ndarray:
-    """uint8 (N, H, W, 1) scans -> uint8 (N, H, W, 3) colorizations; ink="multiply": the
-    scans multiplied over the color layer, as `pipeline.colorist.page` composes a page.
+    """uint8 (N, H, W, 1) scans -> uint8 (N, H, W, 3) colorizations; ink="multiply": composed
+    as `pipeline.colorist.page` composes a page; "none": the color layer.
 
     hints: uint8 (N, H, W, 4) hint channels (`pipeline.colorist.hints.encode_hints`) for a
     colorizer trained with hints; None: no hints (a hint model then runs automatic)."""
     colors = run_batched(model, with_hints(model, scans, hints), 3, rt, batch)
-    return ink_multiply(colors, np.asarray(scans)) if ink == "multiply" else colors
+    return compose_arrays(colors, scans) if ink == "multiply" else colors
+
+
+def compose_arrays(colors: np.ndarray, scans: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W, 3) color layers and (N, H, W, 1) scans -> the pages, each composed as
+    `onepunch colorize` composes one."""
+    return np.stack([compose_page(c, s[..., 0]) for c, s in zip(colors, np.asarray(scans))])
+
+
+def fill_masks(scans: np.ndarray) -> np.ndarray:
+    """bool (N, H, W): the black fills of uint8 (N, H, W, 1) scans (what takes a color, not a line)."""
+    return np.stack([separate(s[..., 0]).fill for s in np.asarray(scans)])

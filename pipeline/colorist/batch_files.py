@@ -99,7 +99,7 @@ def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | 
                    max_pixels: int = MAX_PIXELS, progress: bool = True,
                    scan_model_required: bool = False, ink: str = "multiply",
                    precision: str = "auto", hints: Path | None = None, layers: bool = False,
-                   colored_pages: str = "copy", batch: int = 0) -> list:
+                   colored_pages: str = "copy", batch: int = 0, auto: str = "network", tone: str = "descreen") -> list:
     """`onepunch colorize`: scans or colored pages -> NAME.color.png at the input's size,
     run at its own resolution (work_size None) with its ink multiplied over (`ink`).
 
@@ -109,13 +109,22 @@ def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | 
     hints: a hint file for the one page given (`pipeline.colorist.hint_files`). layers: a layered
     NAME.color.psd beside each PNG (`pipeline.colorist.psd`). batch: pages of a chapter per
     forward pass (0: CHAPTER_BATCH_GPU on CUDA, 1 on the CPU, where batching gains nothing).
+    auto: "network" (the colorizer colors what no hint reaches) or "none" (only the hinted
+    regions are colored, flat; no network runs). tone: screentone "descreen"d into shading or
+    "keep" (`pipeline.colorist.ink`).
 
     `scan_model_required`: the user named the scan generator, so a missing file is an
     error; otherwise (the default path) only colored inputs fail without it.
     """
     from pipeline.colorist.chapters import chapter_output, colorize_chapter, is_chapter
+    from pipeline.colorist.ink import TONE_MODES
+    from pipeline.colorist.page import AUTO_MODES
     from pipeline.models.colorizer import require_hints
 
+    if auto not in AUTO_MODES:
+        raise ValueError(f"auto {auto!r}: allowed values are {', '.join(AUTO_MODES)}")
+    if tone not in TONE_MODES:
+        raise ValueError(f"tone {tone!r}: allowed values are {', '.join(TONE_MODES)}")
     if colored_pages not in COLORED_PAGES:
         raise ValueError(f"colored pages {colored_pages!r}: allowed values are {', '.join(COLORED_PAGES)}")
     chapters = [p for p in paths if is_chapter(p)]
@@ -123,15 +132,18 @@ def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | 
         raise ValueError("--hints FILE goes with exactly one page (hints are in that page's pixels)")
     if layers and chapters:
         raise ValueError("--layers writes NAME.color.psd beside a page's PNG; give pages, not chapters")
+    if auto == "none" and hints is None:
+        raise ValueError("--auto none colors only the regions hints reach: give --hints (or use --auto network)")
     _check_out_dir(out_dir)
     resolve_precision(precision, torch.device("cpu"))  # a bad value fails before any model is read
-    nets = load_networks(model_path, scan_model_path, device, scan_generator_required=scan_model_required)
+    nets = load_networks(model_path if auto == "network" else None, scan_model_path, device,
+                         scan_generator_required=scan_model_required)
     colorizer, scangen, dev = nets.colorizer, nets.scan_generator, nets.device
-    if hints is not None:
+    if hints is not None and auto == "network":
         require_hints(colorizer, str(model_path))
 
     def layers_of(img, page_hints=None):
-        return colorize_layers(colorizer, scangen, img, work_size, dev, treat_as, precision, page_hints)
+        return colorize_layers(colorizer, scangen, img, work_size, dev, treat_as, precision, page_hints, auto)
 
     def convert(img):
         page_hints = None
@@ -140,7 +152,7 @@ def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | 
 
             page_hints = read_hints(hints, img.size)
         colors, line_art = layers_of(img, page_hints)
-        return compose(colors, line_art, ink), (colors, line_art)
+        return compose(colors, line_art, ink, tone), (colors, line_art)
 
     def write_extra(output: Path, extra) -> None:
         if layers:
@@ -153,14 +165,14 @@ def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | 
     if files:
         results += _process_files(files, out_dir, "color", convert, max_pixels, progress, write_extra)
     settings = {"model": file_stamp(model_path), "scan_model": file_stamp(scan_model_path) if scangen else None,
-                "work_size": work_size, "treat_as": treat_as, "ink": ink, "precision": precision}
+                "work_size": work_size, "treat_as": treat_as, "ink": ink, "precision": precision, "tone": tone}
     if batch < 0:
         raise ValueError(f"batch {batch}: must be >= 0 (0: automatic)")
     batch = batch or (CHAPTER_BATCH_GPU if dev.type == "cuda" else 1)
 
     def convert_batch(imgs):
-        return [compose(c, a, ink) for c, a in colorize_layers_batch(colorizer, scangen, imgs, work_size, dev,
-                                                                       treat_as, precision)]
+        return [compose(c, a, ink, tone) for c, a in colorize_layers_batch(colorizer, scangen, imgs, work_size, dev,
+                                                                             treat_as, precision)]
 
     for chapter in chapters:
         results.append(colorize_chapter(

@@ -7,11 +7,12 @@ mask, and trains it on hints sampled from the target: a random number of points 
 so often none, sometimes many), each a small patch's mean color. One model is then
 automatic with no hints and obeys hints when given.
 
-Here each hint is also spread over the closed region of the line art it sits in, as a
-colorist's bucket fill would (the scan's non-line pixels, 4-connected, screentone dots
-counted as inside; a region holding several hints blends them, each pixel weighted by its
-inverse squared distance to each hint). The network then has to carry a color to the edge
-of a region, not across a page, and a hint stops at the ink that closes its region. Encoding, uint8 (H, W, 4) like every other network input:
+Here each hint is also spread over the region of the line art it sits in, as a colorist's
+bucket fill would, on open outlines too (`pipeline.colorist.regions`: a region stops at the
+lines and at the narrowest point of a gap; screentone is inside it, a black fill is its own
+region). A region holding several hints blends them, each pixel weighted by its inverse
+squared distance to each hint. The network then has to carry a color to the edge of a
+region, not across a page. Encoding, uint8 (H, W, 4) like every other network input:
 
 - channels 0-2: the spread hint color (128 where there is none: 0 in model space);
 - channel 3: 255 on the hint itself, 160 on the region it spreads over, 0 elsewhere.
@@ -64,6 +65,16 @@ def encode_hints(scan: np.ndarray, hint_ids: np.ndarray, colors: np.ndarray,
     out[marked, :3] = colors[hint_ids[marked]]
     out[marked, 3] = HINT_MARK
     return out
+
+
+def hint_layer(encoded: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3): the hints' colors flat over the regions they spread over, white paper
+    elsewhere, and under the lines the color of the nearest region (a colorist's flats for
+    `--auto none`: only what was dotted is colored)."""
+    from pipeline.colorist.regions import under_walls
+
+    layer = np.where(encoded[..., 3:] > 0, encoded[..., :3], np.uint8(255)).astype(np.uint8)
+    return under_walls(layer, labels == 0)
 
 
 def _blend(sub_ids: np.ndarray, inside: np.ndarray, hints: list[int], colors: np.ndarray) -> np.ndarray:

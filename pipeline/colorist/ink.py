@@ -1,13 +1,117 @@
-"""The page's own ink over the colors, as a colorist composes: the line art multiplied over
-the color layer, pixel-exact, so every line comes out at least as dark as it was drawn.
+"""A page's ink, separated and composed as a colorist composes it.
+
+A black-and-white page is three kinds of ink on paper (`separate`):
+- **line ink**: strokes; multiplied over the colors pixel-exact, so every line comes out at
+  least as dark as it was drawn;
+- **black fills**: solid dark areas wider than a stroke (a black cape, black hair); they
+  carry a color, and come out as a dark shade of it (`dark_shade`), not black;
+- **tone**: screentone dots (and the paper between them) inside a region; the dots are the
+  printer's way of drawing a mid-tone, so they become the shading of the color beneath them
+  (descreened: the dots averaged away, `tone="descreen"`), or stay as dots (`tone="keep"`).
+
+`compose_page` puts the page together over a color layer; `ink_multiply` is the plain
+composite (the whole page multiplied over the colors), which `tone="keep"` and `--ink` keep.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 INK_MODES = ("multiply", "none")
+TONE_MODES = ("descreen", "keep")
+
+INK_LEVEL = 128  # scan pixels darker than this (0..255) are ink
+FILL_RADIUS = 3  # pixels: ink that survives an opening with a disk this size is a fill (>= 7 px across)
+# tone dots: ink specks of at most this many pixels (at TONE_DOT_PAGE px on the long side;
+# scaled with the page's area), where at least TONE_DENSITY of a TONE_WINDOW-px window is dots
+TONE_DOT_MAX, TONE_DOT_PAGE = 30, 1500
+TONE_DENSITY, TONE_WINDOW = 0.04, 15
+FILL_LIGHTNESS = 28.0  # CIELAB L* of a black fill's color
+COLORED_CHROMA = 6.0  # a color layer less chromatic than this under a fill leaves the fill black
+
+
+@dataclass(frozen=True)
+class Separation:
+    """The ink of a page, by kind; bool (H, W) masks, and the tone's shading."""
+
+    line: np.ndarray  # strokes: what a region's walls are made of
+    fill: np.ndarray  # solid black areas
+    tone: np.ndarray  # toned areas: the dots and the paper between them
+    shading: np.ndarray  # float32 (H, W) in [0, 1]: the tone descreened; 1 outside tone
+    tone_sigma: float  # the descreening blur (about a dot pitch), pixels
+
+
+def _disk(r: int) -> np.ndarray:
+    y, x = np.mgrid[-r:r + 1, -r:r + 1]
+    return x * x + y * y <= r * r
+
+
+def separate(scan: np.ndarray) -> Separation:
+    """Split a uint8 (H, W) page into line ink, black fills and tone (module docstring)."""
+    from scipy import ndimage
+
+    scan = np.asarray(scan)
+    h, w = scan.shape
+    ink = scan < INK_LEVEL
+    core = ndimage.binary_erosion(ink, _disk(FILL_RADIUS), border_value=1)
+    fill = ndimage.binary_dilation(core, _disk(FILL_RADIUS)) & ink
+    specks, n = ndimage.label(ink & ~fill)
+    sizes = np.bincount(specks.ravel(), minlength=n + 1)
+    if fill.any() and n:  # what the opening shaved off a fill (its corners) is the fill's, not a stroke
+        touching = np.zeros(n + 1, bool)
+        touching[specks[ndimage.binary_dilation(fill) & (specks > 0)]] = True
+        shaved = touching & (sizes <= (2 * FILL_RADIUS + 1) ** 2)
+        shaved[0] = False
+        fill |= shaved[specks]
+        specks[shaved[specks]] = 0
+    dot_max = max(4, round(TONE_DOT_MAX * (max(h, w) / TONE_DOT_PAGE) ** 2))
+    small = sizes <= dot_max
+    small[0] = False
+    dots = small[specks]
+    tone = ndimage.uniform_filter(dots.astype(np.float32), TONE_WINDOW) > TONE_DENSITY
+    tone &= ~fill
+    dots &= tone
+    line = ink & ~fill & ~dots
+    sigma = 1.0
+    shading = np.ones((h, w), np.float32)
+    if dots.any():
+        pitch = float(np.sqrt(tone.sum() / len(np.unique(specks[dots]))))  # toned pixels per dot
+        sigma = float(np.clip(0.6 * pitch, 1.0, 6.0))
+        shading[tone] = _normalized_blur(scan.astype(np.float32) / 255, ~line, sigma)[tone]
+    return Separation(line, fill, tone, shading, sigma)
+
+
+def _normalized_blur(values: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of `values` (H, W[, C]) over the `valid` pixels only (normalized
+    convolution): line ink does not darken the tone it crosses."""
+    from scipy import ndimage
+
+    weight = ndimage.gaussian_filter(valid.astype(np.float32), sigma)
+    if values.ndim == 3:
+        num = np.stack([ndimage.gaussian_filter(values[..., c] * valid, sigma) for c in range(values.shape[-1])], -1)
+        return num / np.maximum(weight, 1e-6)[..., None]
+    return ndimage.gaussian_filter(values * valid, sigma) / np.maximum(weight, 1e-6)
+
+
+def dark_shade(rgb_u8: np.ndarray, lightness: float = FILL_LIGHTNESS) -> np.ndarray:
+    """The colors (..., 3) uint8 at CIELAB L* = `lightness`, hue kept and chroma kept as far
+    as sRGB holds it at that lightness: what a black fill of that color looks like colored."""
+    from skimage.color import lab2rgb, lab2xyz, rgb2lab
+
+    xyz_to_linear = np.array([[3.24048134, -1.53715152, -0.49853633],  # sRGB, D65 (skimage's matrix)
+                              [-0.96925495, 1.87599, 0.04155593],
+                              [0.05564664, -0.20404134, 1.05731107]])
+    lab = rgb2lab(np.asarray(rgb_u8, np.uint8).reshape(-1, 1, 3))[:, 0]  # (N, 3)
+    lab[:, 0] = lightness
+    scale = np.zeros(len(lab))
+    for s in np.linspace(0.0, 1.0, 21)[1:]:  # the most chroma that stays in gamut (sRGB before clipping)
+        linear = lab2xyz((lab * [1.0, s, s])[:, None])[:, 0] @ xyz_to_linear.T
+        scale[((linear >= -1e-4) & (linear <= 1 + 1e-4)).all(1)] = s
+    rgb = lab2rgb((lab * np.column_stack([np.ones(len(lab)), scale, scale]))[:, None])[:, 0]
+    return np.rint(rgb * 255).astype(np.uint8).reshape(np.shape(rgb_u8))
 
 
 def ink_multiply(color_u8: np.ndarray, ink_u8: np.ndarray) -> np.ndarray:
@@ -18,7 +122,38 @@ def ink_multiply(color_u8: np.ndarray, ink_u8: np.ndarray) -> np.ndarray:
     return ((color_u8.astype(np.uint16) * ink.astype(np.uint16) + 127) // 255).astype(np.uint8)
 
 
-def compose(colors: Image.Image, line_art: Image.Image, ink: str) -> Image.Image:
+def compose_page(color: np.ndarray, scan: np.ndarray, sep: Separation | None = None,
+                 tone: str = "descreen") -> np.ndarray:
+    """uint8 (H, W, 3) page: line ink multiplied over the color layer pixel-exact, toned
+    areas descreened into the shading of their color (`tone="keep"`: the dots multiplied as
+    they are), black fills in a dark shade of a clearly colored layer (black where the layer
+    has no color: the page as drawn)."""
+    if tone not in TONE_MODES:
+        raise ValueError(f"tone {tone!r}: allowed values are {', '.join(TONE_MODES)}")
+    color, scan = np.asarray(color), np.asarray(scan)
+    out = ink_multiply(color, scan)
+    sep = sep if sep is not None else separate(scan)
+    if tone == "descreen" and sep.tone.any():
+        toned = sep.tone & ~sep.line
+        smooth = _normalized_blur(color.astype(np.float32), ~sep.line, sep.tone_sigma)  # dots in the layer too
+        out[toned] = np.clip(np.rint(smooth[toned] * sep.shading[toned, None]), 0, 255).astype(np.uint8)
+    if sep.fill.any():
+        from skimage.color import rgb2lab
+
+        under = color[sep.fill]
+        lab = rgb2lab(under.reshape(-1, 1, 3)).reshape(-1, 3)
+        colored = np.hypot(lab[:, 1], lab[:, 2]) >= COLORED_CHROMA
+        shaded = out[sep.fill]
+        shaded[colored] = dark_shade(under[colored])
+        out[sep.fill] = shaded
+    return out
+
+
+def compose(colors: Image.Image, line_art: Image.Image, ink: str, tone: str = "descreen",
+            sep: Separation | None = None) -> Image.Image:
+    """The page a colorist hands out (`compose_page`), or the color layer as it is (ink "none")."""
+    if ink not in INK_MODES:
+        raise ValueError(f"ink {ink!r}: allowed values are {', '.join(INK_MODES)}")
     if ink == "none":
         return colors
-    return Image.fromarray(ink_multiply(np.asarray(colors), np.asarray(line_art)), mode="RGB")
+    return Image.fromarray(compose_page(np.asarray(colors), np.asarray(line_art.convert("L")), sep, tone), "RGB")

@@ -79,54 +79,74 @@ def scan_image(model: torch.nn.Module, img: Image.Image, work_size: int | None, 
     return out.resize((w, h), Image.Resampling.BICUBIC) if out.size != (w, h) else out
 
 
+AUTO_MODES = ("network", "none")
+
+
 @torch.no_grad()
-def colorize_layers(colorizer: torch.nn.Module, scangen: torch.nn.Module | None, img: Image.Image,
+def colorize_layers(colorizer: torch.nn.Module | None, scangen: torch.nn.Module | None, img: Image.Image,
                     work_size: int | None, device: torch.device, treat_as: str = "auto",
-                    precision: str = "fp32", hints: tuple[np.ndarray, np.ndarray] | None = None
-                    ) -> tuple[Image.Image, Image.Image]:
+                    precision: str = "fp32", hints: tuple[np.ndarray, np.ndarray] | None = None,
+                    auto: str = "network") -> tuple[Image.Image, Image.Image]:
     """Scan or colored page (RGB PIL) -> (color layer RGB, line art 'L'), both at the page's size.
 
     Runs at the page's own resolution (tiled when large). A colored input goes through the
     scan generator first, as in the original pipeline; its line art is then the generated
     scan, else the page itself, pixel-exact. hints: (ids (H, W), colors (K, 3)) in page
-    pixels (`pipeline.colorist.hint_files.read_hints`), spread over the regions of the scan the
-    network sees. precision: see `pipeline.runtime.resolve_precision` (bf16 autocast: 1.93 s instead of
-    3.23 s for a 1024x1448 page on a 2-core CPU with AMX, benchmarks/bench_page.py; within
+    pixels (`pipeline.colorist.hint_files.read_hints`), spread over the regions of the scan
+    the network sees (`pipeline.colorist.regions`). auto: what the areas no hint reaches get,
+    "network": the colorizer's own colors (it sees the hints too); "none": nothing, the page
+    as drawn, and the hinted regions their hints' flat colors (no network runs: LazyBrush's
+    way). precision: see `pipeline.runtime.resolve_precision` (bf16 autocast: 1.93 s instead
+    of 3.23 s for a 1024x1448 page on a 2-core CPU with AMX, benchmarks/bench_page.py; within
     2 grey levels of fp32).
     """
-    return colorize_layers_batch(colorizer, scangen, [img], work_size, device, treat_as, precision, [hints])[0]
+    return colorize_layers_batch(colorizer, scangen, [img], work_size, device, treat_as, precision, [hints],
+                                 auto)[0]
 
 
 @torch.no_grad()
-def colorize_layers_batch(colorizer: torch.nn.Module, scangen: torch.nn.Module | None, imgs: list[Image.Image],
-                          work_size: int | None, device: torch.device, treat_as: str = "auto",
-                          precision: str = "fp32", hints: list | None = None) -> list[tuple[Image.Image, Image.Image]]:
+def colorize_layers_batch(colorizer: torch.nn.Module | None, scangen: torch.nn.Module | None,
+                          imgs: list[Image.Image], work_size: int | None, device: torch.device,
+                          treat_as: str = "auto", precision: str = "fp32", hints: list | None = None,
+                          auto: str = "network") -> list[tuple[Image.Image, Image.Image]]:
     """`colorize_layers` for several pages at once: pages of one working size that run whole
     go through the colorizer as one batch (what a GPU wants); the others one by one. Same
     results as page by page (GroupNorm and the attention are per image)."""
+    if auto not in AUTO_MODES:
+        raise ValueError(f"auto {auto!r}: allowed values are {', '.join(AUTO_MODES)}")
     hints = hints or [None] * len(imgs)
-    prepared = [_prepare(colorizer, scangen, img, work_size, device, treat_as, precision, h)
-                for img, h in zip(imgs, hints)]
+    prepared = [_prepare(colorizer if auto == "network" else None, scangen, img, work_size, device, treat_as,
+                         precision, h) for img, h in zip(imgs, hints)]
+    if auto == "none":
+        return [_finish(_flat_hints(page), img, page) for img, page in zip(imgs, prepared)]
     colors: list[torch.Tensor | None] = [None] * len(imgs)
     groups: dict[tuple[int, int], list[int]] = {}
-    for i, (x, *_) in enumerate(prepared):
-        h, w = x.shape[-2:]
+    for i, page in enumerate(prepared):
+        h, w = page.x.shape[-2:]
         if runs_whole(h, w):
             groups.setdefault((h, w), []).append(i)
         else:
             with inference_autocast(precision, device):
-                colors[i] = run_tiled(colorizer, x, 3)
+                colors[i] = run_tiled(colorizer, page.x, 3)
     for idx in groups.values():
         with inference_autocast(precision, device):
-            out = colorizer(torch.cat([prepared[i][0] for i in idx]).contiguous(memory_format=torch.channels_last))
+            out = colorizer(torch.cat([prepared[i].x for i in idx]).contiguous(memory_format=torch.channels_last))
         for k, i in enumerate(idx):
             colors[i] = out[k:k + 1].float()
-    return [_finish(c, img, scan, colored) for c, img, (_, scan, colored) in zip(colors, imgs, prepared)]
+    return [_finish(_to_image(c), img, page) for c, img, page in zip(colors, imgs, prepared)]
+
+
+@dataclass
+class _Prepared:
+    x: torch.Tensor | None  # the colorizer's input (1, C, h', w'); None without a colorizer
+    scan: torch.Tensor  # the scan it colorizes (1, 1, h', w')
+    colored: bool  # the page came in colored (its line art is the generated scan)
+    hint_u8: np.ndarray | None  # (h', w', 4) hint channels
+    labels: np.ndarray | None  # (h', w') the regions the hints spread over
 
 
 def _prepare(colorizer, scangen, img: Image.Image, work_size: int | None, device: torch.device, treat_as: str,
-             precision: str, hints) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """(the colorizer's input (1, C, h', w'), the scan it colorizes (1, 1, h', w'), colored?)"""
+             precision: str, hints) -> _Prepared:
     w, h = img.size
     work = _resized(img.convert("RGB"), shrink_to_fit(w, h, work_size))
     colored = treat_as == "color" or (treat_as == "auto" and is_colored(work))
@@ -139,40 +159,53 @@ def _prepare(colorizer, scangen, img: Image.Image, work_size: int | None, device
     else:
         scan = _to_tensor(work.convert("L"), device)
     scan_u8 = to_uint8_image(scan)[0, 0].cpu().numpy()  # (h', w') what the colorizer sees
-    hint_u8 = None
+    hint_u8 = labels = None
     if hints is not None:
         from pipeline.colorist.hint_files import resize_hints
         from pipeline.colorist.hints import encode_hints
+        from pipeline.colorist.regions import regions
 
         ids = resize_hints(hints[0], (scan_u8.shape[1], scan_u8.shape[0]))
-        hint_u8 = encode_hints(scan_u8, ids, hints[1])[None]
-    x = with_hints(colorizer, scan_u8[None, ..., None], hint_u8)  # (1, h', w', 1 [+ 4]) uint8
-    return to_model_input(torch.from_numpy(x), device), scan, colored
+        labels, _ = regions(scan_u8)
+        hint_u8 = encode_hints(scan_u8, ids, hints[1], labels)
+    x = None
+    if colorizer is not None:
+        x = with_hints(colorizer, scan_u8[None, ..., None], None if hint_u8 is None else hint_u8[None])
+        x = to_model_input(torch.from_numpy(x), device)  # (1, 1 [+ 4], h', w')
+    return _Prepared(x, scan, colored, hint_u8, labels)
 
 
-def _finish(colors_t: torch.Tensor, img: Image.Image, scan: torch.Tensor, colored: bool
-            ) -> tuple[Image.Image, Image.Image]:
+def _flat_hints(page: _Prepared) -> Image.Image:
+    """`auto="none"`: the hints' flat colors over their regions, white paper elsewhere."""
+    from pipeline.colorist.hints import hint_layer
+
+    h, w = page.scan.shape[-2:]
+    if page.hint_u8 is None:
+        return Image.new("RGB", (w, h), (255, 255, 255))
+    return Image.fromarray(hint_layer(page.hint_u8, page.labels), "RGB")
+
+
+def _finish(colors: Image.Image, img: Image.Image, page: _Prepared) -> tuple[Image.Image, Image.Image]:
     w, h = img.size
-    colors = _to_image(colors_t)
     if colors.size != (w, h):
         colors = colors.resize((w, h), Image.Resampling.BICUBIC)
-    line_art = img.convert("L") if not colored else _to_image(scan).resize((w, h), Image.Resampling.BICUBIC)
+    line_art = img.convert("L") if not page.colored else _to_image(page.scan).resize((w, h), Image.Resampling.BICUBIC)
     return colors, line_art
 
 
-def colorize_image(colorizer: torch.nn.Module, scangen: torch.nn.Module | None, img: Image.Image,
+def colorize_image(colorizer: torch.nn.Module | None, scangen: torch.nn.Module | None, img: Image.Image,
                    work_size: int | None, device: torch.device, treat_as: str = "auto",
                    ink: str = "multiply", precision: str = "fp32",
-                   hints: tuple[np.ndarray, np.ndarray] | None = None) -> Image.Image:
+                   hints: tuple[np.ndarray, np.ndarray] | None = None, auto: str = "network",
+                   tone: str = "descreen") -> Image.Image:
     """Scan or colored page (RGB PIL) -> colorized RGB at the same size (`colorize_layers`).
 
-    ink="multiply" composes the page as a colorist does: the page's own line art,
-    pixel-exact, multiplied over the predicted colors; "none" returns the network's color
-    layer as it is.
+    ink="multiply" composes the page as a colorist does (`pipeline.colorist.ink.compose`:
+    the page's own strokes, pixel-exact, over the colors, black fills in a dark shade of
+    their color, screentone descreened into shading, or kept with tone="keep"); "none"
+    returns the color layer as it is.
     """
     if ink not in INK_MODES:
         raise ValueError(f"ink {ink!r}: allowed values are {', '.join(INK_MODES)}")
-    colors, line_art = colorize_layers(colorizer, scangen, img, work_size, device, treat_as, precision, hints)
-    return compose(colors, line_art, ink)
-
-
+    colors, line_art = colorize_layers(colorizer, scangen, img, work_size, device, treat_as, precision, hints, auto)
+    return compose(colors, line_art, ink, tone)

@@ -16,8 +16,9 @@ OnePunchGAN colorizer) and against the number of hints (`pipeline.evaluation.hin
 The thesis test: the method is worth its complexity only if the generated-scan colorizer
 beats the greyscale-trained one on true scans.
 
-Colorizations are measured as `onepunch colorize` hands them out: the input scan multiplied
-over the network's colors (and, as `color_layer`, the network's colors alone). Beside them, what the benchmark allows (synthetic source only):
+Colorizations are measured as `onepunch colorize` hands them out (`pipeline.colorist.ink`:
+the input's strokes multiplied over the network's colors, black fills in a dark shade of
+their color, screentone descreened; and, as `color_layer`, the network's colors alone). Beside them, what the benchmark allows (synthetic source only):
 the oracle, each region flat in its material's mean color at its ink level with the true
 scan multiplied over, and the same oracle with no color (`grey_fill`).
 """
@@ -39,8 +40,7 @@ def evaluate(prepared: Path, scan_model: Path, colorizers: dict[str, Path], devi
     for the colorizers named in hint_sweep_for that take hints (the method's, by default:
     the sweep runs the network nine times over the holdout)."""
     from pipeline.batched import generate_scans
-    from pipeline.colorist.arrays import colorize_arrays
-    from pipeline.colorist.ink import ink_multiply
+    from pipeline.colorist.arrays import colorize_arrays, compose_arrays, fill_masks
     from pipeline.data.shards import holdout_oracles, holdout_with_truth
     from pipeline.evaluation.grids import hint_dots
     from pipeline.evaluation.hint_sweep import bleed, hint_sweep
@@ -53,6 +53,8 @@ def evaluate(prepared: Path, scan_model: Path, colorizers: dict[str, Path], devi
     rt = setup_runtime(device)
     scangen = load_scan_generator(scan_model, rt.device)
     approx = generate_scans(scangen, color, rt, batch)
+    approx_fills = fill_masks(approx)
+    truth_fills = None if truth is None else fill_masks(truth)
     metrics: dict = {"holdout_images": len(color),
                      "ground_truth": {"colorfulness": round(float(colorfulness(color).mean()), 3)}}
     shown = {"scan_approximation": approx, "ground_truth": color}
@@ -60,17 +62,17 @@ def evaluate(prepared: Path, scan_model: Path, colorizers: dict[str, Path], devi
         metrics["scan"] = {k: v for k, v in scan_quality(approx, color, truth).items() if k != "images"}
         shown["true_scan"] = truth
         for layer, images in holdout_oracles(prepared).items():
-            metrics["oracle" if layer == "oracle" else "grey_fill"] = color_metrics(images, color, truth)
+            metrics["oracle" if layer == "oracle" else "grey_fill"] = color_metrics(images, color, truth, truth_fills)
     for name, path in colorizers.items():
         model = load_colorizer(path, rt.device)
         on_approx = colorize_arrays(model, approx, rt, batch)
         # real data has no true scans: the loop color -> scan -> color (cycle error) is what can be measured
-        metrics[name] = {"generated_scan": color_metrics(on_approx, color, approx)}
+        metrics[name] = {"generated_scan": color_metrics(on_approx, color, approx, approx_fills)}
         if truth is not None:
             layer = colorize_arrays(model, truth, rt, batch, ink="none")
-            on_true = ink_multiply(layer, truth)
-            metrics[name]["true_scan"] = color_metrics(on_true, color, truth)
-            metrics[name]["color_layer"] = color_metrics(layer, color, truth)  # before the ink goes over
+            on_true = compose_arrays(layer, truth)
+            metrics[name]["true_scan"] = color_metrics(on_true, color, truth, truth_fills)
+            metrics[name]["color_layer"] = color_metrics(layer, color, truth, truth_fills)  # before the ink goes over
             shown[f"colorized_{name}"] = on_true
             if takes_hints(model) and name in hint_sweep_for:
                 rows, by_count = hint_sweep(model, truth, color, rt, batch)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.colorist.ink import ink_multiply
+from pipeline.colorist.ink import compose_page, ink_multiply, separate
 from pipeline.colorist.page import colorize_image, scan_image
 from pipeline.colorist.tiling import run_tiled
 from pipeline.evaluation.metrics import line_fidelity
@@ -73,10 +73,19 @@ def test_colorize_runs_at_the_pages_resolution_and_keeps_its_ink(colorizer):
     assert out.size == img.size and out.mode == "RGB"
     scan = np.asarray(img.convert("L"))[None, ..., None]
     o = np.asarray(out)
-    assert (o <= scan[0]).all()  # multiply: no output channel lighter than the page's ink
-    assert line_fidelity(scan, o[None])[0] == 1.0
+    sep = separate(scan[0, ..., 0])
+    assert sep.fill[70, 100] and not sep.fill[:, 37].any() and sep.line[:, 37].all()
+    assert (o[~sep.fill] <= scan[0][~sep.fill]).all()  # multiply: no pixel lighter than the page's ink
+    assert line_fidelity(scan, o[None], sep.fill[None])[0] == 1.0  # the strokes, pixel-exact
     raw = colorize_image(colorizer, None, img, None, torch.device("cpu"), "scan", ink="none")
-    assert np.array_equal(ink_multiply(np.asarray(raw), np.asarray(img.convert("L"))), o)
+    assert np.array_equal(compose_page(np.asarray(raw), scan[0, ..., 0]), o)
+    # the black area takes its color's dark shade where the layer has one, else stays as drawn
+    from skimage.color import rgb2lab
+
+    layer_lab, out_lab = rgb2lab(np.asarray(raw)[sep.fill]), rgb2lab(o[sep.fill])
+    colored = np.hypot(layer_lab[:, 1], layer_lab[:, 2]) >= 6
+    assert colored.any() and np.abs(out_lab[colored, 0] - 28).max() < 1.5
+    assert np.array_equal(o[sep.fill][~colored], ink_multiply(np.asarray(raw), scan[0])[sep.fill][~colored])
     with pytest.raises(ValueError, match="ink 'screen'"):
         colorize_image(colorizer, None, img, None, torch.device("cpu"), "scan", ink="screen")
 

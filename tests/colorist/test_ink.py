@@ -1,0 +1,64 @@
+"""Ink, fills and tone, separated and composed: strokes stay pixel-exact, a colored black fill
+becomes a dark shade of its color, screentone becomes the shading of the color beneath it
+(or stays as dots with tone="keep")."""
+
+import numpy as np
+import pytest
+from skimage.color import rgb2lab
+
+from pipeline.colorist.ink import FILL_LIGHTNESS, compose_page, dark_shade, ink_multiply, separate
+
+BLUE = (40, 80, 200)
+
+
+def drawn_page():
+    """160 x 200: a 2-px stroke, a 30 x 40 black fill, and a 50 % dot tone (2x2 dots, pitch 4)."""
+    p = np.full((160, 200), 255, np.uint8)
+    p[:, 100:102] = 0  # a stroke
+    p[20:50, 20:60] = 0  # a black fill
+    for y in range(80, 140, 4):
+        for x in range(10, 90, 4):
+            p[y:y + 2, x:x + 2] = 20  # tone dots
+    return p
+
+
+def test_separate_tells_strokes_fills_and_tone_apart():
+    p = drawn_page()
+    sep = separate(p)
+    assert sep.line[:, 100:102].all() and not sep.line[20:50, 20:60].any() and not sep.line[82:138, 12:88].any()
+    assert sep.fill[20:50, 20:60].all() and not sep.fill[:, 100:102].any() and not sep.fill[80:140, 10:90].any()
+    assert sep.tone[90:130, 20:80].all() and not sep.tone[:, 100:102].any() and not sep.tone[20:50, 20:60].any()
+    # descreened: the tone's mean level (a quarter of each 4 x 4 cell is a dot of 20)
+    level = (3 * 255 + 20) / 4 / 255
+    assert abs(float(sep.shading[100:120, 30:70].mean()) - level) < 0.03 and sep.shading[100:120, 30:70].std() < 0.03
+    assert (sep.shading[~sep.tone] == 1).all()
+    blank = separate(np.full((40, 40), 255, np.uint8))
+    assert not (blank.line.any() or blank.fill.any() or blank.tone.any())
+
+
+def test_compose_keeps_strokes_shades_fills_and_descreens_tone():
+    p = drawn_page()
+    sep = separate(p)
+    layer = np.full((*p.shape, 3), BLUE, np.uint8)
+    out = compose_page(layer, p, sep)
+    assert np.array_equal(out[:, 100:102], ink_multiply(layer, p)[:, 100:102])  # strokes pixel-exact
+    fill_lab = rgb2lab(out[25:45, 25:55])
+    assert np.allclose(fill_lab[..., 0], FILL_LIGHTNESS, atol=1) and np.hypot(fill_lab[..., 1], fill_lab[..., 2]).min() > 20
+    toned = out[100:120, 30:70].astype(float)
+    assert toned.std(axis=(0, 1)).max() < 3  # no dots left
+    assert np.allclose(toned.mean(axis=(0, 1)), np.array(BLUE) * sep.shading[100:120, 30:70].mean(), atol=3)
+    kept = compose_page(layer, p, sep, tone="keep")
+    assert np.array_equal(kept[80:140], ink_multiply(layer, p)[80:140])  # the dots as drawn
+    grey = compose_page(np.full_like(layer, 200), p, sep)  # a layer with no color: the fill stays black
+    assert (grey[25:45, 25:55] == 0).all()
+    with pytest.raises(ValueError, match="tone 'halftone': allowed values are descreen, keep"):
+        compose_page(layer, p, sep, tone="halftone")
+
+
+def test_dark_shade_keeps_hue_at_fill_lightness():
+    shade = dark_shade(np.array([[200, 40, 40], [40, 80, 200]], np.uint8))
+    lab_in, lab_out = rgb2lab(np.array([[200, 40, 40], [40, 80, 200]], np.uint8)[None]), rgb2lab(shade[None])
+    assert np.allclose(lab_out[..., 0], FILL_LIGHTNESS, atol=0.6)
+    hue_in = np.arctan2(lab_in[..., 2], lab_in[..., 1])
+    hue_out = np.arctan2(lab_out[..., 2], lab_out[..., 1])
+    assert np.abs(hue_in - hue_out).max() < 0.25
