@@ -158,7 +158,7 @@ def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | 
         if layers:
             from pipeline.colorist.psd import write_psd
 
-            write_psd(output.with_suffix(".psd"), *extra, ink_visible=ink == "multiply")
+            write_psd(output.with_suffix(".psd"), *extra, ink_visible=ink == "multiply", tone=tone)
 
     results = []
     files = [p for p in paths if not is_chapter(p)]

@@ -122,30 +122,66 @@ def ink_multiply(color_u8: np.ndarray, ink_u8: np.ndarray) -> np.ndarray:
     return ((color_u8.astype(np.uint16) * ink.astype(np.uint16) + 127) // 255).astype(np.uint8)
 
 
+@dataclass(frozen=True)
+class PageLayers:
+    """A page as a colorist's layers, top to bottom; composed they are `compose_page`'s page.
+
+    - ink: uint8 (H, W) multiplied over what is below, where `ink_mask` (the strokes, and the
+      paper's grey edges; the whole page but its fills with tone="keep");
+    - fills: uint8 (H, W, 3) black fills in a dark shade of their color, opaque where `fill_mask`;
+    - shading: uint8 (H, W) the descreened tone, multiplied, where `shading_mask`;
+    - colors: uint8 (H, W, 3) the color layer (its own dots averaged away under the tone).
+    """
+
+    ink: np.ndarray
+    ink_mask: np.ndarray
+    fills: np.ndarray
+    fill_mask: np.ndarray
+    shading: np.ndarray
+    shading_mask: np.ndarray
+    colors: np.ndarray
+
+
+def page_layers(color: np.ndarray, scan: np.ndarray, sep: Separation | None = None,
+                tone: str = "descreen") -> PageLayers:
+    """Split a page over a uint8 (H, W, 3) color layer into the layers a colorist keeps."""
+    if tone not in TONE_MODES:
+        raise ValueError(f"tone {tone!r}: allowed values are {', '.join(TONE_MODES)}")
+    color, scan = np.asarray(color, np.uint8), np.asarray(scan, np.uint8)
+    sep = sep if sep is not None else separate(scan)
+    colors = color.copy()
+    shading = np.full(scan.shape, 255, np.uint8)
+    toned = sep.tone & ~sep.line if tone == "descreen" else np.zeros(scan.shape, bool)
+    if toned.any():
+        smooth = _normalized_blur(color.astype(np.float32), ~sep.line, sep.tone_sigma)  # dots in the layer too
+        colors[toned] = np.clip(np.rint(smooth[toned]), 0, 255).astype(np.uint8)
+        shading[toned] = np.clip(np.rint(sep.shading[toned] * 255), 0, 255).astype(np.uint8)
+    fills = np.zeros((*scan.shape, 3), np.uint8)
+    fill_mask = sep.fill.copy()
+    if fill_mask.any():
+        from skimage.color import rgb2lab
+
+        under = color[fill_mask]
+        lab = rgb2lab(under.reshape(-1, 1, 3)).reshape(-1, 3)
+        colored = np.hypot(lab[:, 1], lab[:, 2]) >= COLORED_CHROMA
+        shaded = ink_multiply(under, scan[fill_mask])  # a fill with no color: as drawn
+        shaded[colored] = dark_shade(under[colored])
+        fills[fill_mask] = shaded
+    return PageLayers(ink=scan, ink_mask=~fill_mask & ~toned, fills=fills, fill_mask=fill_mask,
+                      shading=shading, shading_mask=toned, colors=colors)
+
+
 def compose_page(color: np.ndarray, scan: np.ndarray, sep: Separation | None = None,
                  tone: str = "descreen") -> np.ndarray:
     """uint8 (H, W, 3) page: line ink multiplied over the color layer pixel-exact, toned
     areas descreened into the shading of their color (`tone="keep"`: the dots multiplied as
     they are), black fills in a dark shade of a clearly colored layer (black where the layer
-    has no color: the page as drawn)."""
-    if tone not in TONE_MODES:
-        raise ValueError(f"tone {tone!r}: allowed values are {', '.join(TONE_MODES)}")
-    color, scan = np.asarray(color), np.asarray(scan)
-    out = ink_multiply(color, scan)
-    sep = sep if sep is not None else separate(scan)
-    if tone == "descreen" and sep.tone.any():
-        toned = sep.tone & ~sep.line
-        smooth = _normalized_blur(color.astype(np.float32), ~sep.line, sep.tone_sigma)  # dots in the layer too
-        out[toned] = np.clip(np.rint(smooth[toned] * sep.shading[toned, None]), 0, 255).astype(np.uint8)
-    if sep.fill.any():
-        from skimage.color import rgb2lab
-
-        under = color[sep.fill]
-        lab = rgb2lab(under.reshape(-1, 1, 3)).reshape(-1, 3)
-        colored = np.hypot(lab[:, 1], lab[:, 2]) >= COLORED_CHROMA
-        shaded = out[sep.fill]
-        shaded[colored] = dark_shade(under[colored])
-        out[sep.fill] = shaded
+    has no color: the page as drawn). The same page as `page_layers` stacked."""
+    layers = page_layers(color, scan, sep, tone)
+    out = ink_multiply(layers.colors, np.where(layers.ink_mask, layers.ink, np.uint8(255)))
+    toned = layers.shading_mask
+    out[toned] = np.clip(np.rint(layers.colors[toned] * (layers.shading[toned, None] / 255.0)), 0, 255)
+    out[layers.fill_mask] = layers.fills[layers.fill_mask]
     return out
 
 

@@ -1,15 +1,18 @@
 """The layered file `onepunch colorize --layers` writes beside the PNG: a PSD (psd-tools)
 that Krita, GIMP and Photoshop open, laid out as a colorist lays out a page:
 
-1. "Ink" (top): the page's line art in multiply mode, opaque where there is ink and
+1. "Ink" (top): the page's strokes in multiply mode, opaque where there is ink and
    transparent on the paper, so painting underneath never touches the lines;
-2. "Colors": the colorizer's color layer, normal mode;
-3. "Flats" (hidden): each closed region of the line art in one flat color (the median of the
-   color layer over it), the layer a colorist selects regions from with a magic wand.
+2. "Fills": the black fills in a dark shade of their color (black where they have none);
+3. "Tone": the screentone descreened into shading, in multiply mode (with `--tone keep`,
+   the dots stay in the ink layer and this layer is empty);
+4. "Colors": the color layer, normal mode;
+5. "Flats" (hidden): each region of the line art in one flat color (the median of the color
+   layer over it), the layer a colorist selects regions from with a magic wand.
 
-The composite (ink multiplied over the colors) is the PNG `colorize` writes, within one
-grey level: the PNG's integer multiply rounds to nearest, psd-tools' compositor rounds
-down (read back in the tests).
+These are `pipeline.colorist.ink.page_layers`; composed, they are the PNG `colorize`
+writes, within a grey level or two: the PNG's integer arithmetic rounds to nearest,
+psd-tools' compositor rounds down (read back in the tests).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-LAYER_NAMES = ("Ink", "Colors", "Flats")  # top to bottom
+LAYER_NAMES = ("Ink", "Fills", "Tone", "Colors", "Flats")  # top to bottom
 
 
 def flats(colors: np.ndarray, line_art: np.ndarray) -> np.ndarray:
@@ -41,28 +44,42 @@ def flats(colors: np.ndarray, line_art: np.ndarray) -> np.ndarray:
     return out
 
 
-def write_psd(path: Path, colors: Image.Image, line_art: Image.Image, ink_visible: bool = True) -> None:
-    """Write the layered file atomically (ink hidden when the PNG was written without it)."""
+def write_psd(path: Path, colors: Image.Image, line_art: Image.Image, ink_visible: bool = True,
+              tone: str = "descreen") -> None:
+    """Write the layered file atomically (ink, fills and tone hidden when the PNG was written
+    without them: `--ink none`)."""
     from psd_tools import PSDImage
     from psd_tools.api.layers import PixelLayer
     from psd_tools.constants import BlendMode
 
+    from pipeline.colorist.ink import page_layers
     from pipeline.files import atomic_path
 
     rgb = np.asarray(colors.convert("RGB"))
     ink = np.asarray(line_art.convert("L"))
+    layers = page_layers(rgb, ink, tone=tone)
     psd = PSDImage.new("RGB", colors.size)
-    flat_layer = PixelLayer.frompil(Image.fromarray(flats(rgb, ink), "RGB"), psd, "Flats")
-    flat_layer.visible = False
-    psd.append(flat_layer)
-    psd.append(PixelLayer.frompil(Image.fromarray(rgb, "RGB"), psd, "Colors"))
-    # the line art's own grey, opaque on the ink and transparent on the paper (multiply by white
-    # is no change)
-    ink_rgba = np.repeat(ink[..., None], 4, -1)
-    ink_rgba[..., 3] = np.where(ink < 255, 255, 0)
-    ink_layer = PixelLayer.frompil(Image.fromarray(ink_rgba, "RGBA"), psd, "Ink")
-    ink_layer.blend_mode = BlendMode.MULTIPLY
-    ink_layer.visible = ink_visible
-    psd.append(ink_layer)
+
+    def add(name: str, pixels: np.ndarray, mode: str, blend=None, visible: bool = True) -> None:
+        layer = PixelLayer.frompil(Image.fromarray(pixels, mode), psd, name)
+        if blend is not None:
+            layer.blend_mode = blend
+        layer.visible = visible
+        psd.append(layer)
+
+    add("Flats", flats(rgb, ink), "RGB", visible=False)
+    add("Colors", layers.colors if ink_visible else rgb, "RGB")  # --ink none: the layer the PNG is
+
+    def grey_rgba(grey: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """A multiply layer: the grey where `mask` says, transparent elsewhere (multiplying by
+        white is no change, so the paper is left out too)."""
+        out = np.repeat(grey[..., None], 4, -1)
+        out[..., 3] = np.where(mask & (grey < 255), 255, 0)
+        return out
+
+    add("Tone", grey_rgba(layers.shading, layers.shading_mask), "RGBA", BlendMode.MULTIPLY, ink_visible)
+    fills = np.concatenate([layers.fills, np.where(layers.fill_mask, 255, 0).astype(np.uint8)[..., None]], -1)
+    add("Fills", fills, "RGBA", visible=ink_visible)
+    add("Ink", grey_rgba(layers.ink, layers.ink_mask), "RGBA", BlendMode.MULTIPLY, ink_visible)
     with atomic_path(path) as tmp:
         psd.save(tmp)

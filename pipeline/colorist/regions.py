@@ -26,13 +26,16 @@ NECK = 0.6  # a passage this wide (relative to the shallower basin's depth) join
 
 
 def walls(scan: np.ndarray, sep=None) -> np.ndarray:
-    """bool (H, W): the line ink, and the edge of every black fill (a fill is its own area)."""
+    """bool (H, W): the line ink, and the edge of a black fill where it meets paper (a black
+    cape beside a white shirt is two areas; a fill that fades into screentone, a night sky
+    darkening from a gradient tone, is one)."""
     from scipy import ndimage
 
     from pipeline.colorist.ink import separate
 
     sep = sep if sep is not None else separate(scan)
-    edge = sep.fill & ~ndimage.binary_erosion(sep.fill, border_value=1)
+    paper = ~sep.fill & ~sep.tone & ~sep.line
+    edge = sep.fill & ~ndimage.binary_erosion(sep.fill, border_value=1) & ndimage.binary_dilation(paper)
     return sep.line | edge
 
 

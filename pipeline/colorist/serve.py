@@ -4,10 +4,15 @@ A Starlette app (`create_app`) served by uvicorn on 127.0.0.1 unless told otherw
 page (`serve_page.html`) loads nothing from outside the machine: its script and styles are
 inline. What it does with the server:
 
+    POST /api/regions    multipart: `page`, header X-Session -> the URL of regions.png, the
+                         page's regions (`pipeline.colorist.regions`) as label ids in RGB,
+                         which the page uses to show what a dot will fill before colorizing
     POST /api/colorize   multipart: `page` (an image file), `hints` (JSON points
-                         [{"x", "y", "color"}] in page pixels), header X-Session (the tab's
-                         random token) -> the result's URLs and size, or {"error": ...}
-    GET  /api/result/{session}/{result}/{name}   name: page.png, color.png, ink.png, page.psd
+                         [{"x", "y", "color"}] in page pixels), `auto` (network | none),
+                         `tone` (descreen | keep), header X-Session (the tab's random token)
+                         -> the result's URLs and size, or {"error": ...}
+    GET  /api/result/{session}/{result}/{name}   name: page.png, color.png, ink.png, page.psd,
+                         regions.png
     POST /api/end        header X-Session: the tab is gone, its files are removed
 
 Safe by default: an upload is refused past `max_bytes` (read in chunks, never whole) or
@@ -34,7 +39,9 @@ from pathlib import Path
 PAGE = Path(__file__).with_name("serve_page.html")
 SESSION = re.compile(r"^[0-9a-f]{32}$")
 RESULT_NAMES = {"page.png": "image/png", "color.png": "image/png", "ink.png": "image/png",
-                "page.psd": "image/vnd.adobe.photoshop"}
+                "page.psd": "image/vnd.adobe.photoshop", "regions.png": "image/png"}
+COLORIZED = ("page.png", "color.png", "ink.png", "page.psd")  # what /api/colorize writes
+CHOICES = {"auto": ("network", "none"), "tone": ("descreen", "keep")}
 
 
 @dataclass
@@ -69,25 +76,57 @@ def _load(state: _State):
     return state.networks
 
 
-def colorize_upload(state: _State, session: str, data: bytes, hints_text: str) -> dict:
-    """Decode, colorize (with hints), write the four results; returns their URLs."""
+def _decode(state: _State, data: bytes):
     from pipeline.imaging import DecodeError, decode_image
 
     try:
-        img = decode_image(data, max_pixels=state.settings.max_pixels, name="the upload", max_aspect=1000)
+        return decode_image(data, max_pixels=state.settings.max_pixels, name="the upload", max_aspect=1000)
     except DecodeError as exc:
         raise UploadError(f"not a page this can read: {exc.reason.replace('_', ' ')} ({exc.detail})") from None
-    nets = _load(state)
+
+
+def _result_folder(state: _State, session: str, write) -> dict:
+    """A fresh result folder for `write(folder) -> dict`; removed whole if writing fails."""
     folder = state.root / session / uuid.uuid4().hex
     folder.mkdir(parents=True)
     try:
-        return _colorize_into(state, folder, session, img, hints_text, nets)
+        return write(folder)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # nothing half-written is left behind
         raise
 
 
-def _colorize_into(state: _State, folder: Path, session: str, img, hints_text: str, nets) -> dict:
+def colorize_upload(state: _State, session: str, data: bytes, hints_text: str, auto: str = "network",
+                    tone: str = "descreen") -> dict:
+    """Decode, colorize (with hints), write the four results; returns their URLs."""
+    img = _decode(state, data)
+    nets = _load(state)
+    return _result_folder(state, session,
+                          lambda folder: _colorize_into(state, folder, session, img, hints_text, nets, auto, tone))
+
+
+def regions_upload(state: _State, session: str, data: bytes) -> dict:
+    """The page's regions as a label image: what each dot will fill (`pipeline.colorist.regions`)."""
+    import numpy as np
+    from PIL import Image
+
+    from pipeline.colorist.regions import regions
+
+    img = _decode(state, data)
+
+    def write(folder: Path) -> dict:
+        with state.lock:
+            labels, n = regions(np.asarray(img.convert("L")))
+        rgb = np.stack([labels & 255, (labels >> 8) & 255, (labels >> 16) & 255], -1).astype(np.uint8)
+        Image.fromarray(rgb, "RGB").save(folder / "regions.png")
+        return {"width": img.width, "height": img.height, "regions": n,
+                "regions_png": f"/api/result/{session}/{folder.name}/regions.png"}
+
+    return _result_folder(state, session, write)
+
+
+def _colorize_into(state: _State, folder: Path, session: str, img, hints_text: str, nets, auto: str,
+                   tone: str) -> dict:
     import numpy as np
     from PIL import Image
 
@@ -105,24 +144,25 @@ def _colorize_into(state: _State, folder: Path, session: str, img, hints_text: s
         raise UploadError(f"the hints: not JSON ({exc})") from None
     if points:
         try:
-            require_hints(nets.colorizer)
+            if auto == "network":
+                require_hints(nets.colorizer)
             hints = hints_from_points(points, img.size, "the hints")
         except ValueError as exc:  # HintFileError too
             raise UploadError(str(exc)) from None
     with state.lock:
         try:
             colors, line_art = colorize_layers(nets.colorizer, nets.scan_generator, img, None, nets.device, "auto",
-                                               resolve_precision("auto", nets.device), hints)
+                                               resolve_precision("auto", nets.device), hints, auto)
         except ValueError as exc:  # a colored page without a scan generator
             raise UploadError(str(exc)) from None
-    page = compose(colors, line_art, "multiply")
+    page = compose(colors, line_art, "multiply", tone)
     page.save(folder / "page.png")
     colors.save(folder / "color.png")
     ink = np.array(line_art.convert("L"))
     Image.fromarray(np.dstack([np.zeros_like(ink)] * 3 + [255 - ink]), "RGBA").save(folder / "ink.png")
-    write_psd(folder / "page.psd", colors, line_art)
+    write_psd(folder / "page.psd", colors, line_art, tone=tone)
     base = f"/api/result/{session}/{folder.name}"
-    return {"width": img.width, "height": img.height, **{n.replace(".", "_"): f"{base}/{n}" for n in RESULT_NAMES}}
+    return {"width": img.width, "height": img.height, **{n.replace(".", "_"): f"{base}/{n}" for n in COLORIZED}}
 
 
 def _expire(state: _State, now: float) -> None:
@@ -152,7 +192,8 @@ def create_app(settings: ServeSettings):
         return HTMLResponse(PAGE.read_text(encoding="utf-8"),
                             headers={"Content-Security-Policy": "default-src 'self' 'unsafe-inline' blob: data:"})
 
-    async def colorize(request: Request) -> Response:
+    async def read_upload(request: Request, fields: tuple[str, ...]):
+        """(session, page bytes, {field: text}) of a multipart upload, or an error response."""
         session = session_of(request)
         if session is None:
             return JSONResponse({"error": "no session: reload the page"}, status_code=400)
@@ -168,21 +209,43 @@ def create_app(settings: ServeSettings):
                 if upload is None or isinstance(upload, str):
                     return JSONResponse({"error": "no page in the upload: pick an image file"}, status_code=400)
                 data = await upload.read(settings.max_bytes + 1)
-                hints_text = str(form.get("hints") or "")
+                values = {name: str(form.get(name) or "") for name in fields}
         except (HTTPException, MultiPartException) as exc:  # multipart limits: a part too large, too many files
             return JSONResponse({"error": f"the upload was refused: {getattr(exc, 'detail', exc)}"},
                                 status_code=413)
         if len(data) > settings.max_bytes:
             return JSONResponse({"error": f"the upload is over the limit of {settings.max_bytes:,} bytes"},
                                 status_code=413)
+        for name, allowed in CHOICES.items():
+            if name in values and values[name] and values[name] not in allowed:
+                return JSONResponse({"error": f"{name} {values[name]!r}: allowed values are {', '.join(allowed)}"},
+                                    status_code=400)
         now = time.time()
         _expire(state, now)
         state.seen[session] = now
+        return session, data, values
+
+    async def colorize(request: Request) -> Response:
+        upload = await read_upload(request, ("hints", "auto", "tone"))
+        if isinstance(upload, Response):
+            return upload
+        session, data, values = upload
         try:
-            result = await run_in_threadpool(colorize_upload, state, session, data, hints_text)
+            result = await run_in_threadpool(colorize_upload, state, session, data, values["hints"],
+                                             values["auto"] or "network", values["tone"] or "descreen")
         except UploadError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(result)
+
+    async def regions(request: Request) -> Response:
+        upload = await read_upload(request, ())
+        if isinstance(upload, Response):
+            return upload
+        session, data, _ = upload
+        try:
+            return JSONResponse(await run_in_threadpool(regions_upload, state, session, data))
+        except UploadError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
 
     async def result(request: Request) -> Response:
         session, rid, name = (request.path_params[k] for k in ("session", "result", "name"))
@@ -215,6 +278,7 @@ def create_app(settings: ServeSettings):
 
     app = Starlette(routes=[Route("/", index), Route("/favicon.ico", favicon),
                             Route("/api/colorize", colorize, methods=["POST"]),
+                            Route("/api/regions", regions, methods=["POST"]),
                             Route("/api/result/{session}/{result}/{name}", result),
                             Route("/api/end", end, methods=["POST"])], lifespan=lifespan)
     app.state.serve = state

@@ -84,6 +84,28 @@ def test_hints_color_their_box_and_the_ink_stays(served):
     assert len(list(root.joinpath(A).iterdir())) == 1
 
 
+def test_regions_show_what_a_dot_fills_and_auto_none_colors_only_that(served):
+    client, _ = served
+    res = client.post("/api/regions", headers={"X-Session": A}, files={"page": ("p.png", boxes_page(), "image/png")})
+    assert res.status_code == 200, res.text
+    out = res.json()
+    rgb = np.array(Image.open(io.BytesIO(client.get(out["regions_png"]).content)).convert("RGB")).astype(int)
+    labels = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+    box1, box2, outside = labels[40, 30], labels[40, 95], labels[5, 5]
+    assert len({box1, box2, outside}) == 3 and 0 not in (box1, box2, outside) and out["regions"] >= 3
+    assert (labels[20:78, 10:54] == box1).all() and labels[16, 30] == 0  # the whole box, not its ink
+
+    res = client.post("/api/colorize", headers={"X-Session": A}, files={"page": ("p.png", boxes_page(), "image/png")},
+                      data={"hints": json.dumps([{"x": 30, "y": 50, "color": "#2040e0"}]), "auto": "none"})
+    assert res.status_code == 200, res.text
+    page = np.array(Image.open(io.BytesIO(client.get(res.json()["page_png"]).content)).convert("RGB")).astype(int)
+    assert (page[20:78, 10:54] == (32, 64, 224)).all()  # the dotted box, flat in its dot's color
+    assert (page[20:78, 74:118] == 255).all() and (page[2:10, :] == 255).all()  # the rest as drawn
+    res = client.post("/api/colorize", headers={"X-Session": A}, files={"page": ("p.png", boxes_page(), "image/png")},
+                      data={"auto": "sometimes"})
+    assert res.status_code == 400 and "auto 'sometimes': allowed values are network, none" in res.json()["error"]
+
+
 def bomb() -> bytes:
     """A PNG header declaring 30000 x 30000 pixels (the data is a few bytes)."""
     ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
