@@ -31,6 +31,7 @@ TONE_DOT_MAX, TONE_DOT_PAGE = 30, 1500
 TONE_DENSITY, TONE_WINDOW = 0.04, 15
 FILL_LIGHTNESS = 28.0  # CIELAB L* of a black fill's color
 COLORED_CHROMA = 6.0  # a color layer less chromatic than this under a fill leaves the fill black
+DESCREEN_CHROMA = 12.0  # screentone becomes shading in full where its color is this chromatic
 
 
 @dataclass(frozen=True)
@@ -56,14 +57,15 @@ def separate(scan: np.ndarray) -> Separation:
     scan = np.asarray(scan)
     h, w = scan.shape
     ink = scan < INK_LEVEL
-    core = ndimage.binary_erosion(ink, _disk(FILL_RADIUS), border_value=1)
-    fill = ndimage.binary_dilation(core, _disk(FILL_RADIUS)) & ink
+    radius = FILL_RADIUS
+    core = ndimage.binary_erosion(ink, _disk(radius), border_value=1)
+    fill = ndimage.binary_dilation(core, _disk(radius)) & ink
     specks, n = ndimage.label(ink & ~fill)
     sizes = np.bincount(specks.ravel(), minlength=n + 1)
     if fill.any() and n:  # what the opening shaved off a fill (its corners) is the fill's, not a stroke
         touching = np.zeros(n + 1, bool)
         touching[specks[ndimage.binary_dilation(fill) & (specks > 0)]] = True
-        shaved = touching & (sizes <= (2 * FILL_RADIUS + 1) ** 2)
+        shaved = touching & (sizes <= 2 * (2 * radius + 1) ** 2)
         shaved[0] = False
         fill |= shaved[specks]
         specks[shaved[specks]] = 0
@@ -154,21 +156,30 @@ def page_layers(color: np.ndarray, scan: np.ndarray, sep: Separation | None = No
     toned = sep.tone & ~sep.line if tone == "descreen" else np.zeros(scan.shape, bool)
     if toned.any():
         smooth = _normalized_blur(color.astype(np.float32), ~sep.line, sep.tone_sigma)  # dots in the layer too
-        colors[toned] = np.clip(np.rint(smooth[toned]), 0, 255).astype(np.uint8)
-        shading[toned] = np.clip(np.rint(sep.shading[toned] * 255), 0, 255).astype(np.uint8)
+        # where the layer has no color, the tone stays as drawn (a page left as it is keeps its
+        # dots); where it has, they become its shading; in between, both in proportion
+        weight = np.clip(_chroma(smooth[toned]) / DESCREEN_CHROMA, 0, 1)[:, None]
+        colors[toned] = np.clip(np.rint(weight * smooth[toned] + (1 - weight) * color[toned]), 0, 255)
+        grey = weight[:, 0] * sep.shading[toned] + (1 - weight[:, 0]) * scan[toned] / 255
+        shading[toned] = np.clip(np.rint(grey * 255), 0, 255).astype(np.uint8)
     fills = np.zeros((*scan.shape, 3), np.uint8)
     fill_mask = sep.fill.copy()
     if fill_mask.any():
-        from skimage.color import rgb2lab
-
         under = color[fill_mask]
-        lab = rgb2lab(under.reshape(-1, 1, 3)).reshape(-1, 3)
-        colored = np.hypot(lab[:, 1], lab[:, 2]) >= COLORED_CHROMA
+        colored = _chroma(under) >= COLORED_CHROMA
         shaded = ink_multiply(under, scan[fill_mask])  # a fill with no color: as drawn
         shaded[colored] = dark_shade(under[colored])
         fills[fill_mask] = shaded
     return PageLayers(ink=scan, ink_mask=~fill_mask & ~toned, fills=fills, fill_mask=fill_mask,
                       shading=shading, shading_mask=toned, colors=colors)
+
+
+def _chroma(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB chroma of RGB (N, 3) values in 0..255."""
+    from skimage.color import rgb2lab
+
+    lab = rgb2lab(np.clip(np.asarray(rgb, np.float64) / 255, 0, 1).reshape(-1, 1, 3)).reshape(-1, 3)
+    return np.hypot(lab[:, 1], lab[:, 2])
 
 
 def compose_page(color: np.ndarray, scan: np.ndarray, sep: Separation | None = None,

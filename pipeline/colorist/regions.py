@@ -22,7 +22,11 @@ from __future__ import annotations
 import numpy as np
 
 LINE_LEVEL = 100  # scan pixels darker than this (0..255) are ink: never a hint's own pixel in training
-NECK = 0.6  # a passage this wide (relative to the shallower basin's depth) joins two basins into one area
+NECK = 0.5  # a passage this wide (relative to the shallower basin's depth) joins two basins into one area
+NECK_LENGTH = 3.0  # an open border longer than this many times its passage's width is no neck
+# a passage at least twice this wide (pixels; lines are 2-5 px at page scale) is open paper,
+# never a gap in an outline, whatever the basins' depths (a sky above a head)
+OPEN_SADDLE = 16.0
 
 
 def walls(scan: np.ndarray, sep=None) -> np.ndarray:
@@ -39,13 +43,14 @@ def walls(scan: np.ndarray, sep=None) -> np.ndarray:
     return sep.line | edge
 
 
-def regions(scan: np.ndarray, sep=None, neck: float = NECK) -> tuple[np.ndarray, int]:
+def regions(scan: np.ndarray, sep=None, neck: float | None = None) -> tuple[np.ndarray, int]:
     """The areas of a uint8 (H, W) page: labels (H, W) int32, 0 on the walls, and their count."""
     return basins(walls(scan, sep), neck)
 
 
-def basins(wall: np.ndarray, neck: float = NECK) -> tuple[np.ndarray, int]:
-    """Labels 1..n of the non-wall pixels of a bool (H, W) mask (the module docstring)."""
+def basins(wall: np.ndarray, neck: float | None = None) -> tuple[np.ndarray, int]:
+    """Labels 1..n of the non-wall pixels of a bool (H, W) mask (the module docstring);
+    neck None: NECK."""
     from scipy import ndimage
     from skimage.segmentation import watershed
 
@@ -59,13 +64,19 @@ def basins(wall: np.ndarray, neck: float = NECK) -> tuple[np.ndarray, int]:
     peaks = (dist >= ndimage.maximum_filter(dist, 3)) & free
     markers, n = ndimage.label(peaks, np.ones((3, 3), bool))
     labels = watershed(-dist, markers, mask=free)
-    roots = _merge_through_wide_passages(labels, dist, n, neck)
+    roots = _merge_through_wide_passages(labels, dist, n, NECK if neck is None else neck)
     _, dense = np.unique(roots, return_inverse=True)  # roots[0] = 0 stays 0: consecutive labels
     return dense.reshape(-1)[labels].astype(np.int32), int(dense.max())
 
 
 def _merge_through_wide_passages(labels: np.ndarray, dist: np.ndarray, n: int, neck: float) -> np.ndarray:
-    """Union-find over the basins, widest passages first: root label of each basin (0: 0)."""
+    """Union-find over the basins, widest passages first: root label of each basin (0: 0).
+
+    Two basins stay apart only where they meet through a neck: a passage whose width (twice
+    the distance at its saddle) is under `neck` times the shallower basin's depth and under
+    2 * OPEN_SADDLE pixels, and whose border runs across open paper for no longer than a
+    neck's width would (`NECK_LENGTH` times it). A long open border is no gap in an outline: the watershed has split one area
+    (a face between its features) down a plateau."""
     pairs, saddles = [], []
     for a, b, da, db in ((labels[:, :-1], labels[:, 1:], dist[:, :-1], dist[:, 1:]),
                          (labels[:-1, :], labels[1:, :], dist[:-1, :], dist[1:, :])):
@@ -77,6 +88,7 @@ def _merge_through_wide_passages(labels: np.ndarray, dist: np.ndarray, n: int, n
     order = np.lexsort((-value, key))  # per pair, its widest crossing first
     key, value = key[order], value[order]
     first = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, bool)
+    length = np.diff(np.r_[np.flatnonzero(first), len(key)])  # pixel pairs along the open border
     key, value = key[first], value[first]
     depth = np.zeros(n + 1, np.float32)
     np.maximum.at(depth, labels.ravel(), dist.ravel())
@@ -89,10 +101,11 @@ def _merge_through_wide_passages(labels: np.ndarray, dist: np.ndarray, n: int, n
             x = parent[x]
         return x
 
-    a_of, b_of, v = (key // (n + 1)).tolist(), (key % (n + 1)).tolist(), value.tolist()
+    a_of, b_of, v, long_border = (key // (n + 1)).tolist(), (key % (n + 1)).tolist(), value.tolist(), \
+        (length > NECK_LENGTH * 2 * np.maximum(value, 1)).tolist()
     for i in np.argsort(-value, kind="stable").tolist():
         x, y = find(a_of[i]), find(b_of[i])
-        if x != y and v[i] >= neck * min(top[x], top[y]):
+        if x != y and (long_border[i] or v[i] >= OPEN_SADDLE or v[i] >= neck * min(top[x], top[y])):
             parent[y] = x
             top[x] = max(top[x], top[y])
     return np.array([find(i) for i in range(n + 1)])

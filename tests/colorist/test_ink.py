@@ -49,8 +49,9 @@ def test_compose_keeps_strokes_shades_fills_and_descreens_tone():
     assert np.allclose(toned.mean(axis=(0, 1)), np.array(BLUE) * sep.shading[100:120, 30:70].mean(), atol=3)
     kept = compose_page(layer, p, sep, tone="keep")
     assert np.array_equal(kept[80:140], ink_multiply(layer, p)[80:140])  # the dots as drawn
-    grey = compose_page(np.full_like(layer, 200), p, sep)  # a layer with no color: the fill stays black
-    assert (grey[25:45, 25:55] == 0).all()
+    grey = compose_page(np.full_like(layer, 200), p, sep)  # a layer with no color: the page as drawn
+    assert (grey[25:45, 25:55] == 0).all()  # the fill stays black
+    assert np.array_equal(grey[80:140], ink_multiply(np.full_like(layer, 200), p)[80:140])  # the dots stay
     with pytest.raises(ValueError, match="tone 'halftone': allowed values are descreen, keep"):
         compose_page(layer, p, sep, tone="halftone")
 

@@ -53,6 +53,16 @@ def test_a_wide_passage_is_one_region():
     assert n == 2 and not same(labels, (30, 30), (30, 120))
 
 
+def test_a_passage_wider_than_any_gap_is_open_paper():
+    """Two skies 200 px deep joined above a head by a 40-px opening: one sky, though the
+    opening is narrow for their depth; 20 px is still a gap."""
+    for opening, regions_expected in ((40, 1), (20, 2)):
+        shape = np.zeros((220, 500), bool)
+        shape[10:210, 10:210] = shape[10:210, 290:490] = True
+        shape[100:100 + opening, 210:290] = True
+        assert basins(~shape)[1] == regions_expected, opening
+
+
 def test_screentone_is_inside_a_region_and_a_fill_is_its_own():
     p = page()
     p[:, 80:82] = 0
