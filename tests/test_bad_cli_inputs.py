@@ -36,6 +36,7 @@ Kinds covered (the README's Reliability section counts them):
 31. `--layers` with a chapter
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -343,3 +344,25 @@ def test_a_hint_png_of_another_size_fails_that_page_by_name(tmp_path):
     assert res.exit_code == 1
     assert "h.png: it is 41x56 but the page is 40x56" in res.output
     assert not (tmp_path / "p.color.png").exists()
+
+
+def test_auto_none_colors_only_what_the_hints_reach_and_needs_no_colorizer(tmp_path):
+    """`--auto none`: the dotted box flat in its dot's color, everything else the page as
+    drawn, with no colorizer file at all; without hints it is refused."""
+    arr = np.full((60, 100), 255, np.uint8)
+    arr[10:50, 10:45][[0, 1, -2, -1], :] = 0
+    arr[10:50, 10:45][:, [0, 1, -2, -1]] = 0
+    src = tmp_path / "boxes.png"
+    Image.fromarray(arr).convert("RGB").save(src)
+    hints = tmp_path / "dots.json"
+    hints.write_text(json.dumps([{"x": 25, "y": 30, "color": "#3060c0"}]))
+    none = tmp_path / "no-model.pt"
+    res = runner.invoke(app, ["colorize", str(src), "--auto", "none", "--model", str(none), "--device", "cpu"])
+    assert res.exit_code == 2 and "--auto none colors only the regions hints reach" in res.output
+    res = runner.invoke(app, ["colorize", str(src), "--auto", "none", "--hints", str(hints), "--model", str(none),
+                              "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    out = np.asarray(Image.open(tmp_path / "boxes.color.png").convert("RGB")).astype(int)
+    assert (out[14:46, 14:41] == (48, 96, 192)).all()  # the box, flat in its dot's color
+    assert np.array_equal(out[:, 50:], np.repeat(arr[:, 50:, None], 3, -1))  # the rest as drawn
+    assert (out[10:12, 10:45] == 0).all()  # the box's ink, black

@@ -32,6 +32,8 @@ def compose_arrays(colors: np.ndarray, scans: np.ndarray) -> np.ndarray:
     return np.stack([compose_page(c, s[..., 0]) for c, s in zip(colors, np.asarray(scans))])
 
 
-def fill_masks(scans: np.ndarray) -> np.ndarray:
-    """bool (N, H, W): the black fills of uint8 (N, H, W, 1) scans (what takes a color, not a line)."""
-    return np.stack([separate(s[..., 0]).fill for s in np.asarray(scans)])
+def stroke_masks(scans: np.ndarray) -> np.ndarray:
+    """bool (N, H, W): the strokes of uint8 (N, H, W, 1) scans, what the composite keeps
+    pixel-exact (not their black fills, which take a color, nor their screentone, which
+    becomes shading): where line fidelity is measured."""
+    return np.stack([separate(s[..., 0]).line for s in np.asarray(scans)])

@@ -40,7 +40,7 @@ def evaluate(prepared: Path, scan_model: Path, colorizers: dict[str, Path], devi
     for the colorizers named in hint_sweep_for that take hints (the method's, by default:
     the sweep runs the network nine times over the holdout)."""
     from pipeline.batched import generate_scans
-    from pipeline.colorist.arrays import colorize_arrays, compose_arrays, fill_masks
+    from pipeline.colorist.arrays import colorize_arrays, compose_arrays, stroke_masks
     from pipeline.data.shards import holdout_oracles, holdout_with_truth
     from pipeline.evaluation.grids import hint_dots
     from pipeline.evaluation.hint_sweep import bleed, hint_sweep
@@ -53,8 +53,8 @@ def evaluate(prepared: Path, scan_model: Path, colorizers: dict[str, Path], devi
     rt = setup_runtime(device)
     scangen = load_scan_generator(scan_model, rt.device)
     approx = generate_scans(scangen, color, rt, batch)
-    approx_fills = fill_masks(approx)
-    truth_fills = None if truth is None else fill_masks(truth)
+    approx_strokes = stroke_masks(approx)
+    truth_strokes = None if truth is None else stroke_masks(truth)
     metrics: dict = {"holdout_images": len(color),
                      "ground_truth": {"colorfulness": round(float(colorfulness(color).mean()), 3)}}
     shown = {"scan_approximation": approx, "ground_truth": color}
@@ -62,17 +62,17 @@ def evaluate(prepared: Path, scan_model: Path, colorizers: dict[str, Path], devi
         metrics["scan"] = {k: v for k, v in scan_quality(approx, color, truth).items() if k != "images"}
         shown["true_scan"] = truth
         for layer, images in holdout_oracles(prepared).items():
-            metrics["oracle" if layer == "oracle" else "grey_fill"] = color_metrics(images, color, truth, truth_fills)
+            metrics["oracle" if layer == "oracle" else "grey_fill"] = color_metrics(images, color, truth, truth_strokes)
     for name, path in colorizers.items():
         model = load_colorizer(path, rt.device)
         on_approx = colorize_arrays(model, approx, rt, batch)
         # real data has no true scans: the loop color -> scan -> color (cycle error) is what can be measured
-        metrics[name] = {"generated_scan": color_metrics(on_approx, color, approx, approx_fills)}
+        metrics[name] = {"generated_scan": color_metrics(on_approx, color, approx, approx_strokes)}
         if truth is not None:
             layer = colorize_arrays(model, truth, rt, batch, ink="none")
             on_true = compose_arrays(layer, truth)
-            metrics[name]["true_scan"] = color_metrics(on_true, color, truth, truth_fills)
-            metrics[name]["color_layer"] = color_metrics(layer, color, truth, truth_fills)  # before the ink goes over
+            metrics[name]["true_scan"] = color_metrics(on_true, color, truth, truth_strokes)
+            metrics[name]["color_layer"] = color_metrics(layer, color, truth, truth_strokes)  # before the ink goes over
             shown[f"colorized_{name}"] = on_true
             if takes_hints(model) and name in hint_sweep_for:
                 rows, by_count = hint_sweep(model, truth, color, rt, batch)

@@ -60,14 +60,14 @@ def hint_sweep(model, scans: np.ndarray, colors: np.ndarray, rt, batch: int = 64
                counts=HINT_COUNTS) -> tuple[list[dict], dict[int, np.ndarray]]:
     """Rows {hints, psnr, delta_e, obedience_delta_e} per count; and per count n its
     composites (key n) and the hints given (key "hints_n": (ids, colors) per image)."""
-    from pipeline.colorist.arrays import colorize_arrays, compose_arrays, fill_masks
+    from pipeline.colorist.arrays import colorize_arrays, compose_arrays, stroke_masks
     from pipeline.colorist.hints import encode_hints
     from pipeline.colorist.regions import regions
     from pipeline.evaluation.metrics import color_metrics
 
     labels = [regions(s[..., 0])[0] for s in scans]
     all_hints = nested_hints(seed, scans, colors, max(counts))
-    fills = fill_masks(scans)
+    strokes = stroke_masks(scans)
     rows, shown = [], {}
     for n in counts:
         chosen = [first_n(h, n) for h in all_hints]
@@ -76,7 +76,7 @@ def hint_sweep(model, scans: np.ndarray, colors: np.ndarray, rt, batch: int = 64
                             for s, (ids, cols), lbl in zip(scans, chosen, labels)])
         layer = colorize_arrays(model, scans, rt, batch, ink="none", hints=encoded)
         composite = compose_arrays(layer, scans)
-        m = color_metrics(composite, colors, scans, fills)
+        m = color_metrics(composite, colors, scans, strokes)
         row = {"hints": n, "psnr": m["psnr"], "delta_e": m["delta_e"], "colorfulness": m["colorfulness"]}
         if n:
             row["obedience_delta_e"] = round(float(np.mean(_obedience(layer, encoded, labels))), 4)

@@ -90,14 +90,15 @@ def color_accuracy(pred_u8: np.ndarray, target_u8: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-def line_fidelity(scan_u8: np.ndarray, out_u8: np.ndarray, fills: np.ndarray | None = None) -> np.ndarray:
+def line_fidelity(scan_u8: np.ndarray, out_u8: np.ndarray, strokes: np.ndarray | None = None) -> np.ndarray:
     """Share of the scan's line pixels that are at least as dark (luma) in the colorization
-    as in the scan, per image: 1.0 when the page's own ink comes through. `fills` (N, H, W)
-    bool: black fills, which take a color (`pipeline.colorist.ink`), are not lines."""
+    as in the scan, per image: 1.0 when the page's own ink comes through. `strokes` (N, H, W)
+    bool: the pixels that are strokes (`pipeline.colorist.arrays.stroke_masks`: not black
+    fills, which take a color, nor screentone, which becomes shading); None: every dark pixel."""
     scan = scan_u8[..., 0].astype(np.float32)
     lines = scan / 255 < LINE_DARK
-    if fills is not None:
-        lines &= ~fills
+    if strokes is not None:
+        lines &= strokes
     out_luma = out_u8.astype(np.float32) @ np.array(LUMA, np.float32)
     kept = (out_luma <= scan + 0.5) & lines  # half a grey level: the rounding of the luma weights
     n = lines.reshape(len(lines), -1).sum(1)
@@ -105,10 +106,9 @@ def line_fidelity(scan_u8: np.ndarray, out_u8: np.ndarray, fills: np.ndarray | N
 
 
 def color_metrics(pred_u8: np.ndarray, target_u8: np.ndarray, scan_u8: np.ndarray,
-                  fills: np.ndarray | None = None) -> dict[str, float]:
+                  strokes: np.ndarray | None = None) -> dict[str, float]:
     """Mean PSNR, SSIM, ΔE2000, colorfulness and line fidelity of colorizations `pred_u8`
-    against `target_u8` (uint8 NHWC RGB), the lines judged on the input scans `scan_u8`
-    (their black `fills` aside)."""
+    against `target_u8` (uint8 NHWC RGB), the lines judged on the input scans' `strokes`."""
     p = torch.from_numpy(pred_u8).permute(0, 3, 1, 2).float() / 255
     t = torch.from_numpy(target_u8).permute(0, 3, 1, 2).float() / 255
     return {
@@ -116,7 +116,7 @@ def color_metrics(pred_u8: np.ndarray, target_u8: np.ndarray, scan_u8: np.ndarra
         "ssim": round(float(ssim_per_image(p, t).mean()), 4),
         "delta_e": round(float(delta_e(pred_u8, target_u8).mean()), 4),
         "colorfulness": round(float(colorfulness(pred_u8).mean()), 3),
-        "line_fidelity": round(float(line_fidelity(scan_u8, pred_u8, fills).mean()), 4),
+        "line_fidelity": round(float(line_fidelity(scan_u8, pred_u8, strokes).mean()), 4),
     }
 
 

@@ -62,7 +62,7 @@ def evaluate_pairs(folder: Path, colorizer_path: Path, scan_model_path: Path | N
     from PIL import Image
     from tqdm import tqdm
 
-    from pipeline.colorist.arrays import fill_masks
+    from pipeline.colorist.arrays import stroke_masks
     from pipeline.colorist.page import colorize_image, load_networks, scan_image
     from pipeline.evaluation.metrics import color_accuracy, color_metrics, colorfulness, scan_quality
     from pipeline.imaging import DecodeError, decode_image
@@ -84,7 +84,7 @@ def evaluate_pairs(folder: Path, colorizer_path: Path, scan_model_path: Path | N
         scan = np.array(scan_img, np.uint8)[None, ..., None]
         color = np.array(color_img, np.uint8)[None]
         pred = np.array(colorize_image(colorizer, None, scan_img.convert("RGB"), work_size, nets.device, "scan"))[None]
-        values = {f"colorized_{k}": v for k, v in color_metrics(pred, color, scan, fill_masks(scan)).items()}
+        values = {f"colorized_{k}": v for k, v in color_metrics(pred, color, scan, stroke_masks(scan)).items()}
         values["colorized_color_accuracy"] = float(color_accuracy(pred, color)[0])
         values["truth_colorfulness"] = float(colorfulness(color)[0])
         if scangen is not None:

@@ -76,7 +76,7 @@ def test_colorize_runs_at_the_pages_resolution_and_keeps_its_ink(colorizer):
     sep = separate(scan[0, ..., 0])
     assert sep.fill[70, 100] and not sep.fill[:, 37].any() and sep.line[:, 37].all()
     assert (o[~sep.fill] <= scan[0][~sep.fill]).all()  # multiply: no pixel lighter than the page's ink
-    assert line_fidelity(scan, o[None], sep.fill[None])[0] == 1.0  # the strokes, pixel-exact
+    assert line_fidelity(scan, o[None], sep.line[None])[0] == 1.0  # the strokes, pixel-exact
     raw = colorize_image(colorizer, None, img, None, torch.device("cpu"), "scan", ink="none")
     assert np.array_equal(compose_page(np.asarray(raw), scan[0, ..., 0]), o)
     # the black area takes its color's dark shade where the layer has one, else stays as drawn
