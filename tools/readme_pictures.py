@@ -67,6 +67,7 @@ def page_pictures(docs: Path) -> dict:
     from pipeline.colorist.batch_files import colorize_files
     from pipeline.data.synthetic.pages import render_page
     from pipeline.evaluation.grids import image_grid
+    from pipeline.colorist.arrays import stroke_masks
     from pipeline.evaluation.metrics import color_metrics
 
     scan, truth = render_page(PAGE_SEED)
@@ -89,7 +90,8 @@ def page_pictures(docs: Path) -> dict:
     image_grid([detail], scale=1).save(docs / "page_detail.png")
     s = np.asarray(scan)[None, ..., None]
     t = np.asarray(truth)[None]
-    metrics = {name: color_metrics(np.asarray(img)[None], t, s) for name, img in results.items()}
+    strokes = stroke_masks(s)
+    metrics = {name: color_metrics(np.asarray(img)[None], t, s, strokes) for name, img in results.items()}
     metrics["truth"] = {"colorfulness": color_metrics(t, t, s)["colorfulness"]}
     metrics["page"] = {"seed": PAGE_SEED, "size": list(scan.size)}
     metrics["hinted"] = hinted_page(docs, scan, truth, results["scangen"])
@@ -108,6 +110,7 @@ def hinted_page(docs: Path, scan: Image.Image, truth: Image.Image, automatic: Im
     from pipeline.colorist.batch_files import colorize_files
     from pipeline.colorist.regions import regions
     from pipeline.evaluation.grids import hint_dots, image_grid
+    from pipeline.colorist.arrays import stroke_masks
     from pipeline.evaluation.metrics import color_metrics
 
     s, t = np.asarray(scan.convert("L")), np.asarray(truth.convert("RGB"))
@@ -144,7 +147,8 @@ def hinted_page(docs: Path, scan: Image.Image, truth: Image.Image, automatic: Im
     dots = hint_dots(s[None, ..., None], [_grow(ids, 4)], [cols])[0]
     image_grid([np.stack([np.asarray(automatic), dots, np.asarray(hinted), t])], scale=1).save(
         docs / "page_hinted.png")
-    return {"hints": len(points), **color_metrics(np.asarray(hinted)[None], t[None], s[None, ..., None])}
+    scan = s[None, ..., None]
+    return {"hints": len(points), **color_metrics(np.asarray(hinted)[None], t[None], scan, stroke_masks(scan))}
 
 
 def _grow(ids: np.ndarray, r: int) -> np.ndarray:

@@ -29,6 +29,7 @@ FILL_RADIUS = 3  # pixels: ink that survives an opening with a disk this size is
 # scaled with the page's area), where at least TONE_DENSITY of a TONE_WINDOW-px window is dots
 TONE_DOT_MAX, TONE_DOT_PAGE = 30, 1500
 TONE_DENSITY, TONE_WINDOW = 0.04, 15
+MESH_FLIPS = 0.45  # ink/paper alternations per pixel (across and down) of a dense tone: a stroke gives ~0.15
 FILL_LIGHTNESS = 28.0  # CIELAB L* of a black fill's color
 COLORED_CHROMA = 6.0  # a color layer less chromatic than this under a fill leaves the fill black
 DESCREEN_CHROMA = 12.0  # screentone becomes shading in full where its color is this chromatic
@@ -72,15 +73,22 @@ def separate(scan: np.ndarray) -> Separation:
     dot_max = max(4, round(TONE_DOT_MAX * (max(h, w) / TONE_DOT_PAGE) ** 2))
     small = sizes <= dot_max
     small[0] = False
-    dots = small[specks]
+    dots = small[specks]  # light tone: dots apart
+    # dense tone: dots that touch (a mesh), found by how often ink and paper alternate; in it,
+    # what an opening with a 3 x 3 square removes is dots, what survives is a stroke
+    flips = np.zeros((h, w), np.float32)
+    flips[:, 1:] += ink[:, 1:] != ink[:, :-1]
+    flips[1:, :] += ink[1:, :] != ink[:-1, :]
+    texture = ndimage.uniform_filter(flips, TONE_WINDOW) > MESH_FLIPS
+    mesh = texture & ink & ~fill & ~ndimage.binary_opening(ink, np.ones((3, 3), bool))
     tone = ndimage.uniform_filter(dots.astype(np.float32), TONE_WINDOW) > TONE_DENSITY
-    tone &= ~fill
-    dots &= tone
+    tone = (tone | texture) & ~fill
+    dots = (dots | mesh) & tone
     line = ink & ~fill & ~dots
     sigma = 1.0
     shading = np.ones((h, w), np.float32)
     if dots.any():
-        pitch = float(np.sqrt(tone.sum() / len(np.unique(specks[dots]))))  # toned pixels per dot
+        pitch = 4.0 / max(float(np.median(ndimage.uniform_filter(flips, TONE_WINDOW)[tone])), 0.1)  # px per dot
         sigma = float(np.clip(0.6 * pitch, 1.0, 6.0))
         shading[tone] = _normalized_blur(scan.astype(np.float32) / 255, ~line, sigma)[tone]
     return Separation(line, fill, tone, shading, sigma)
