@@ -63,3 +63,19 @@ def test_dark_shade_keeps_hue_at_fill_lightness():
     hue_in = np.arctan2(lab_in[..., 2], lab_in[..., 1])
     hue_out = np.arctan2(lab_out[..., 2], lab_out[..., 1])
     assert np.abs(hue_in - hue_out).max() < 0.25
+
+
+def test_a_dense_tone_whose_dots_touch_is_tone_and_its_outline_a_stroke():
+    """A dark tone drawn as a mesh (2-px dots on a 3-px pitch, touching diagonally: one ink
+    component) inside a 4-px outline: the mesh is tone, descreened; the outline a stroke."""
+    p = np.full((120, 120), 255, np.uint8)
+    for y in range(20, 100, 3):
+        for x in range(20 + (y // 3) % 2, 100, 3):
+            p[y:y + 2, x:x + 2] = 0
+    p[16:20, 16:104] = p[100:104, 16:104] = p[16:104, 16:20] = p[16:104, 100:104] = 0  # the outline
+    sep = separate(p)
+    assert sep.tone[40:80, 40:80].all() and not sep.line[40:80, 40:80].any()
+    assert sep.line[17, 30:90].all() and sep.line[30:90, 17].all()
+    layer = np.full((*p.shape, 3), BLUE, np.uint8)
+    out = compose_page(layer, p, sep)[40:80, 40:80].astype(float)
+    assert out.std(axis=(0, 1)).max() < 4  # the mesh averaged into shading
