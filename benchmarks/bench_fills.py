@@ -72,7 +72,7 @@ def main() -> None:
             depth = ndimage.distance_transform_edt(np.pad(inside, 1))[1:-1, 1:-1]
             y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
             points.append({"x": int(x + boxes[k - 1][1].start), "y": int(y + boxes[k - 1][0].start),
-                           "color": "#%02x%02x%02x" % DOT_COLORS[j % len(DOT_COLORS)]})
+                           "color": "#{:02x}{:02x}{:02x}".format(*DOT_COLORS[j % len(DOT_COLORS)])})
         hints = hints_from_points(points, page.size, "fill dots")
         colors, ink = colorize_layers(nets.colorizer, None, page.convert("RGB"), None, nets.device, "scan", "fp32",
                                       hints, args.auto)

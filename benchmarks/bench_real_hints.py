@@ -77,7 +77,12 @@ def main() -> None:
     from pipeline.colorist.hint_files import hints_from_points
     from pipeline.colorist.ink import compose
     from pipeline.colorist.page import colorize_layers, load_networks
-    from pipeline.evaluation.dots import as_points, colorist_dots, hint_measures, like_color_areas
+    from pipeline.evaluation.dots import (
+        as_points,
+        colorist_dots,
+        hint_measures,
+        like_color_areas,
+    )
     from pipeline.imaging import decode_image
 
     propagate = product.regions

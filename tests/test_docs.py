@@ -24,7 +24,7 @@ def table_paths(text: str) -> list[str]:
     """Paths in the second column of the README's "where things are" table; a bare name
     after the first path of a cell lives in that path's folder."""
     out = []
-    for row in re.findall(r"^\| [^|]+ \| (.+) \|$", text, re.M):
+    for row in re.findall(r"^\| [^|]+ \| (.+) \|$", text, re.MULTILINE):
         folder = ""
         for code in re.findall(r"`([^`]+)`", row):
             if "/" not in code and folder:
@@ -38,7 +38,7 @@ def tree_names(text: str) -> set[str]:
     """What a ```-block tree names: files (words ending in .py, .html, .yaml) anywhere in it,
     folders (words ending in /) before a line's two-space gap to its comment."""
     names = set()
-    for block in re.findall(r"```\n(pipeline/.*?)```", text, re.S):
+    for block in re.findall(r"```\n(pipeline/.*?)```", text, re.DOTALL):
         for line in block.splitlines():
             names |= set(re.findall(r"[\w.]+\.(?:py|html|yaml)\b", line))
             names |= set(re.findall(r"(?<![\w/])\w+/", line.strip().split("  ")[0]))

@@ -124,5 +124,5 @@ def test_an_upward_import_is_named_with_its_line(tmp_path, source, message):
 def test_a_module_outside_every_layer_is_named(tmp_path):
     (tmp_path / "pipeline").mkdir()
     (tmp_path / "pipeline" / "helpers.py").write_text("")
-    assert violations(tmp_path) == ["pipeline/helpers.py: in no layer; add it to BASE or put it in one of "
-                                    "models, data, colorist, evaluation, training"]
+    assert violations(tmp_path) == [("pipeline/helpers.py: in no layer; add it to BASE or put it in one of "
+                                     "models, data, colorist, evaluation, training")]

@@ -76,13 +76,13 @@ def colorist_dots(line_art: np.ndarray, coloring: np.ndarray, n: int) -> list[Do
         y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
         color = np.median(coloring[box][inside].reshape(-1, 3), axis=0)
         dots.append(Dot(int(y + box[0].start), int(x + box[1].start),
-                        tuple(int(round(c)) for c in color), int(area)))
+                        tuple(round(float(c)) for c in color), int(area)))
     return dots
 
 
 def as_points(dots: list[Dot]) -> list[dict]:
     """The dots as a hint file's JSON points (`onepunch colorize --hints`)."""
-    return [{"x": d.x, "y": d.y, "color": "#%02x%02x%02x" % d.color} for d in dots]
+    return [{"x": d.x, "y": d.y, "color": "#{:02x}{:02x}{:02x}".format(*d.color)} for d in dots]
 
 
 def hint_measures(result: np.ndarray, coloring: np.ndarray, line_art: np.ndarray,

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from skimage.color import rgb2lab
 
-from pipeline.colorist.ink import FILL_LIGHTNESS, compose_page, dark_shade, ink_multiply, separate
+from pipeline.colorist.ink import (
+    FILL_LIGHTNESS,
+    compose_page,
+    dark_shade,
+    ink_multiply,
+    separate,
+)
 
 BLUE = (40, 80, 200)
 
