@@ -37,9 +37,10 @@ def _report(results) -> None:
         raise typer.Exit(code=1)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> None:
+    """Refuse with one red line on stderr: exit code 2 (bad usage), 1 (the work failed)."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=code)
 
 
 def _report_damage(stats) -> None:
@@ -50,10 +51,50 @@ def _report_damage(stats) -> None:
         raise typer.Exit(code=1)
 
 
+def _output_problem(path: Path, folder: bool = False) -> str | None:
+    """Why an output file (or, `folder`, an output folder) cannot be written at `path`, or
+    None. Missing folders are fine (the writers make them), but not a file where one must be
+    made, nor an existing folder this process may not write into: checked before any work,
+    so a run never fails at its very end."""
+    import os
+
+    if folder and path.exists() and not path.is_dir():
+        return "is a file, not a folder"
+    if not folder and path.is_dir():
+        return "is a folder; give a file name"
+    existing = path if folder else path.parent
+    while not os.path.lexists(existing):  # `a.txt/new/x.png`: stops at a.txt
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot write into {existing} (permission denied)"
+    return None
+
+
 def _check_output_file(out: Path, option: str = "--out") -> None:
-    """An output file path must not name a folder (the write would fail half-way)."""
-    if out.is_dir():
-        _fail(f"{option} {out}: is a folder; give a file name")
+    """An output file path must be writable (`_output_problem`)."""
+    problem = _output_problem(out)
+    if problem:
+        _fail(f"{option} {out}: {problem}")
+
+
+def _check_output_dir(out_dir: Path | None, option: str = "--out-dir") -> None:
+    """An output folder (None: beside each input) must be a folder that can be written into
+    or made (`_output_problem`)."""
+    problem = None if out_dir is None else _output_problem(out_dir, folder=True)
+    if problem:
+        _fail(f"{option} {out_dir}: {problem}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Do two paths name one file (`./`, `..`, links followed; hard links by inode)?"""
+    import os
+
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist yet
+        return a.resolve() == b.resolve()
 
 
 def _check_work_size(work_size: int | None) -> None:
@@ -119,12 +160,16 @@ def synthetic_page(
             _fail(f"{option} {path}: give a .png file name")
         if path is not None:
             _check_output_file(path, option)
+    if truth is not None and _same_file(out, truth):
+        _fail(f"--truth {truth}: is OUT {out} too; give the truth its own file name")
     scan, color = render_page(seed, (width, height))
-    for path, img in ((out, scan), (truth, color)):
+    for path, img, option in ((out, scan, "OUT"), (truth, color, "--truth")):
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path) as tmp:
-                img.save(tmp, format="PNG")
+            try:
+                with atomic_path(path) as tmp:  # makes the missing folders
+                    img.save(tmp, format="PNG")
+            except OSError as exc:
+                _fail(f"{option} {path}: {exc.strerror or exc}", code=1)
             typer.echo(f"wrote {path}")
 
 
@@ -259,6 +304,8 @@ def prepare_image_cmd(
         _fail(f"--max-pixels {max_pixels}: must be >= 1")
     if not image.is_file():
         _fail(f"{image}: no such file")
+    if _same_file(image, out):
+        _fail(f"--out {out}: is the input {image}; write the prepared image to another file")
     _check_output_file(out)
     fmt = Image.registered_extensions().get(out.suffix.lower())
     if fmt is None or fmt not in Image.SAVE:
@@ -268,8 +315,11 @@ def prepare_image_cmd(
                             max_pixels=max_pixels or 100_000_000, name=str(image))
     except DecodeError as exc:
         _fail(f"{image}: {exc.reason}: {exc}")
-    with atomic_path(out) as tmp:
-        Image.fromarray(arr[..., 0] if grey else arr).save(tmp, format=fmt)
+    try:
+        with atomic_path(out) as tmp:
+            Image.fromarray(arr[..., 0] if grey else arr).save(tmp, format=fmt)
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile
+        _fail(f"--out {out}: {exc.strerror or exc}", code=1)
     typer.echo(f"wrote {out} ({size}x{size})")
 
 
@@ -298,6 +348,7 @@ def scan(
     if device not in ("auto", "cpu", "cuda"):
         _fail(f"--device {device!r}: allowed values are auto, cpu, cuda")
     _check_work_size(work_size)
+    _check_output_dir(out_dir)
     try:
         results = scan_files(images, model, out_dir, work_size, device, precision=precision)
     except (FileNotFoundError, ValueError) as exc:
@@ -308,7 +359,8 @@ def scan(
 @app.command()
 def colorize(
     images: Annotated[list[Path], typer.Argument(
-        help="line-art scans or colored pages (any size or mode), folders of pages or .cbz chapters")],
+        help="line-art scans or colored pages (any size or mode), folders of pages or .cbz chapters",
+        readable=False)],  # an unreadable one is named and skipped with the rest done, not a usage error
     model: Annotated[Path, typer.Option(help="colorizer from `dvc repro` or `dvc pull`")] = Path("models/colorizer.pt"),
     hints: Annotated[Optional[Path], typer.Option(
         help="color hints for the one page given: a transparent PNG the page's size with colored dots or "
@@ -381,6 +433,7 @@ def colorize(
         _fail(f"--hints {hints}: no such file")
     if batch < 0:
         _fail(f"--batch {batch}: must be >= 0 (0: 8 on a GPU, 1 on the CPU)")
+    _check_output_dir(out_dir)
     try:
         results = colorize_files(images, model, scan_model or DEFAULT_SCAN_MODEL, out_dir, work_size, device,
                                  treat_as, max_pixels, scan_model_required=scan_model is not None, ink=ink,
@@ -417,14 +470,17 @@ def evaluate(
     scan_model = scan_model or (DEFAULT_SCAN_MODEL if DEFAULT_SCAN_MODEL.is_file() else None)
     try:
         result = evaluate_pairs(pairs, model, scan_model, device, work_size)
-    except (FileNotFoundError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # OSError: FileNotFoundError, an unreadable folder
         _fail(str(exc))
     for message in result["skipped"]:
         typer.secho(message, fg=typer.colors.YELLOW, err=True)
     if result["pairs"] == 0:
         _fail(f"{pairs}: no readable (scan, color) pair to measure")
-    write_json(json_out, result)
-    typer.echo(format_table(result))
+    typer.echo(format_table(result))  # first: a write that fails still leaves the figures on screen
+    try:
+        write_json(json_out, result)
+    except OSError as exc:
+        _fail(f"--json {json_out}: {exc.strerror or exc}", code=1)
     typer.echo(f"wrote {json_out}")
 
 
@@ -459,16 +515,31 @@ def serve(
         _fail(f"--model {model}: no colorizer here; run `dvc repro` or `dvc pull` first")
     if not 0 < port < 65536:
         _fail(f"--port {port}: must be between 1 and 65535")
-    if max_mb <= 0 or max_megapixels <= 0:
-        _fail("--max-mb and --max-megapixels must be above 0")
-    import uvicorn
+    if device not in ("auto", "cpu", "cuda"):
+        _fail(f"--device {device!r}: allowed values are auto, cpu, cuda")
+    import math
 
-    from pipeline.colorist.serve import ServeSettings, create_app
+    from pipeline.colorist.serve import (
+        PAGE_MEGAPIXELS,
+        UPLOAD_MB,
+        ServeSettings,
+        create_app,
+    )
+
+    for option, value, (low, high) in (("--max-mb", max_mb, UPLOAD_MB),
+                                       ("--max-megapixels", max_megapixels, PAGE_MEGAPIXELS)):
+        if not (math.isfinite(value) and low <= value <= high):  # NaN passes every comparison
+            _fail(f"{option} {value}: must be between {low:g} and {high:g}")
+    import uvicorn
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: binding {host}: anyone who can reach this machine on port {port} can use the page "
                    "and its uploads", err=True)
-    app = create_app(ServeSettings(model, scan_model, device, int(max_mb * 1e6), int(max_megapixels * 1e6)))
+    try:  # the model is loaded here, once: a file that cannot serve stops the start
+        app = create_app(ServeSettings(model, scan_model, device, int(max_mb * 1e6), int(max_megapixels * 1e6),
+                                       host=host))
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:  # RuntimeError: --device cuda without CUDA
+        _fail(str(exc))
     typer.echo(f"serving on http://{host}:{port}/ (Ctrl-C stops it and removes every upload)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.validation import N_DOWN, N_RES, SEED, UNET_LEVELS, in_range, require
+from pipeline.validation import (
+    N_DOWN,
+    N_RES,
+    SEED,
+    UNET_LEVELS,
+    in_range,
+    require,
+    short_repr,
+)
 
 DEFAULT_PARAMS = Path("params.yaml")
 # Where a `folder` source's images and the model files to fine-tune from live: dvc.yaml lists
@@ -420,6 +428,9 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
         raise ParamsError(f"{path}: not valid YAML: {_yaml_error(exc)}") from None
     except RecursionError:
         raise ParamsError(f"{path}: not valid params: nested too deeply") from None
+    except ValueError as exc:  # a value YAML parses but Python cannot build: a date 2020-13-45, a 5000-digit int
+        why = str(exc).partition("\n")[0].partition("; use sys.")[0]  # not Python's advice to raise its limit
+        raise ParamsError(f"{path}: not valid params: {why}") from None
     if data is None:  # empty, or comments only: every default
         data = {}
     return params_from_dict(data, source=str(path))
@@ -441,7 +452,34 @@ def _yaml_error(exc: Exception) -> str:
 def params_from_dict(data: Any, source: str = "params") -> Params:
     if not isinstance(data, dict):
         raise ParamsError(f"{source}: expected a mapping at the top level")
+    _check_size(data, source)
     return build(Params, data, "")
+
+
+# params.yaml holds a few hundred values; YAML aliases of aliases (`b: [*a, *a, ...]`, a "billion
+# laughs") can make a file of a few lines stand for 10**9 of them, which every walk over the
+# values (DVC's, a message's repr) would expand
+MAX_PARAMS_VALUES = 100_000
+
+
+def _check_size(data: dict, source: str) -> None:
+    """Refuse data standing for more than MAX_PARAMS_VALUES values, naming the top-level key;
+    stops counting there, so a billion laughs costs what a normal file does."""
+    count = 0
+    for top, value in data.items():
+        stack = [value]
+        while stack:
+            node = stack.pop()
+            count += 1
+            if count > MAX_PARAMS_VALUES:
+                raise ParamsError(f"{source}: params key {_shown(top)} "
+                                  f"stands for more than {MAX_PARAMS_VALUES} values (YAML aliases of aliases?); "
+                                  "write the values out, without anchors (&) and aliases (*)")
+            if isinstance(node, dict):
+                stack.extend(node.keys())
+                stack.extend(node.values())
+            elif isinstance(node, (list, tuple)):
+                stack.extend(node)
 
 
 def build(cls: type, data: Any, key: str) -> Any:
@@ -453,12 +491,13 @@ def build(cls: type, data: Any, key: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for name in data:
         if not isinstance(name, str):  # `1: foo`, `true: x`, `~: x`, `? [1, 2]`: YAML reads these as non-strings
-            at = f"params key {key}.{name!r}" if key else f"params key {name!r} at the top level"
+            at = f"params key {key}.{short_repr(name)}" if key else f"params key {short_repr(name)} at the top level"
             raise ParamsError(f"{at} is {_KEY_TYPES.get(type(name), type(name).__name__)}, not a name; "
                               f"allowed keys here: {', '.join(fields)}")
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        dotted = ", ".join(_join(key, u) for u in unknown)
+        dotted = ", ".join(_join(key, _shown(u)) for u in unknown[:3])
+        dotted += f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
         raise ParamsError(f"unknown params key {dotted}; allowed keys here: {', '.join(fields)}")
     values = {}
     for name, value in data.items():
@@ -479,7 +518,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
-            raise ParamsError(f"{key} = {value!r}: allowed values are {', '.join(map(str, allowed))}")
+            raise ParamsError(f"{key} = {short_repr(value)}: allowed values are {', '.join(map(str, allowed))}")
         return value
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -491,19 +530,19 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         if value is None:
             return []
         if not isinstance(value, list):
-            raise ParamsError(f"{key} = {value!r}: expected a list")
+            raise ParamsError(f"{key} = {short_repr(value)}: expected a list")
         return [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
     if tp is bool:
         if not isinstance(value, bool):
-            raise ParamsError(f"{key} = {value!r}: expected true or false")
+            raise ParamsError(f"{key} = {short_repr(value)}: expected true or false")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ParamsError(f"{key} = {value!r}: expected an integer")
+            raise ParamsError(f"{key} = {short_repr(value)}: expected an integer")
         return value
     if tp is float:
         if isinstance(value, bool):
-            raise ParamsError(f"{key} = {value!r}: expected a number")
+            raise ParamsError(f"{key} = {short_repr(value)}: expected a number")
         number = None
         if isinstance(value, float):
             number = value
@@ -515,15 +554,15 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             except ValueError:
                 pass
         if number is None:
-            raise ParamsError(f"{key} = {value!r}: expected a number")
+            raise ParamsError(f"{key} = {short_repr(value)}: expected a number")
         if not math.isfinite(number):  # .inf / .nan / 'nan' pass every `>= 0` style range check below
-            raise ParamsError(f"{key} = {value!r}: expected a finite number")
+            raise ParamsError(f"{key} = {short_repr(value)}: expected a finite number")
         return number
     if tp is str:
         if value is None:
             return ""
         if not isinstance(value, str):
-            raise ParamsError(f"{key} = {value!r}: expected a string")
+            raise ParamsError(f"{key} = {short_repr(value)}: expected a string")
         return value
     raise AssertionError(f"unsupported config type {tp!r} for {key}")
 
@@ -543,6 +582,13 @@ def _check(ok: bool, key: str, allowed: str, value: Any) -> None:
 def _check_seed(seed: int, key: str) -> None:
     """Seeds stay in SEED (pipeline.validation says why: RNG limits, offsets, aliasing)."""
     _check(SEED[0] <= seed <= SEED[1], key, in_range(SEED) + " (2**31 - 1)", seed)
+
+
+def _shown(name: Any) -> str:
+    """A key as messages show it: a name as it is (cut to 80 characters), anything else as its repr."""
+    if isinstance(name, str):
+        return name if len(name) <= 80 else name[:77] + "..."
+    return short_repr(name)
 
 
 def _join(prefix: str, name: str) -> str:

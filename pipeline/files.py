@@ -6,7 +6,11 @@ Every writer in the project goes through these helpers:
 - `commit(tmp, path)`: the rename itself, for writers that keep their own temporary file
   (a resumable download's `.part`);
 - `open_atomic`, `write_json`, `write_parquet`: the same for a binary stream, JSON, Parquet;
-- `replace_folder(path)`: a fresh folder to fill, swapped in for `path` as a whole.
+- `replace_folder(path)`: a fresh folder to fill, swapped in for `path` as a whole;
+- `hold_lock(path)`: one writer at a time for an output that is built over many writes (a
+  chapter), refusing or waiting for a second one;
+- `claim_names(folder, names)` with `names_claimed_by_others(folder)`: output names a run
+  is writing, so a concurrent run into the same folder can pick others.
 
 Temporary names are unique per writer (`tempfile`), so two processes writing the same
 target never touch each other's temporary file: the last rename wins and both results are
@@ -17,13 +21,16 @@ the temporary file of one still running (`leftovers`).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 TMP_SUFFIX = ".tmp"
 
@@ -156,6 +163,120 @@ def remove_leftovers(folder: str | Path, name: str) -> int:
     for p in stale:
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
     return len(stale)
+
+
+class LockHeld(RuntimeError):
+    """Another live process holds the lock file `path`."""
+
+    def __init__(self, path: Path, pid: int | None):
+        self.path, self.pid = path, pid
+        super().__init__(f"{path} is held by {'PID ' + str(pid) if pid else 'another process'}")
+
+
+@contextmanager
+def hold_lock(path: str | Path, wait: bool = False) -> Iterator[None]:
+    """An exclusive lock on the lock file `path` for the block; `LockHeld` (naming the
+    holder's PID, which the file carries) when another process holds it, or with wait=True
+    the wait for it. fcntl.flock: the kernel releases it when the holder dies, even by
+    SIGKILL, so a dead holder's lock file is simply taken over. The file is removed when
+    the block ends (while still locked; an acquirer checks that the file it locked is the
+    one at `path`, so it never holds a lock on a removed file)."""
+    path = Path(path)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666 & ~_UMASK)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            raise LockHeld(path, _holder(path)) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # its holder removed it as we waited: lock the one at `path` now
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        Path(path).unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        here, there = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _holder(path: Path) -> int | None:
+    """The PID a held lock file carries (written just after locking: wait for it briefly)."""
+    for _ in range(50):
+        try:
+            text = path.read_text(encoding="ascii").strip()
+        except (OSError, ValueError):
+            return None
+        if text.isdigit():
+            return int(text)
+        time.sleep(0.01)
+    return None
+
+
+CLAIMS_PREFIX = ".onepunch-claims."  # + PID + .json: the output names one run is writing
+
+
+def names_claimed_by_others(folder: str | Path) -> dict[str, tuple[int, str]]:
+    """name -> (PID, what it is written from) for the output names other live processes
+    claimed in `folder` (`claim_names`); a dead process's claims are removed. Call it
+    under `hold_lock` of the folder's own lock file, as `claim_names` is, so that two runs
+    never claim one name."""
+    found: dict[str, tuple[int, str]] = {}
+    folder = Path(folder)
+    if not folder.is_dir():
+        return found
+    for p in folder.glob(f"{CLAIMS_PREFIX}*.json"):
+        pid = p.name[len(CLAIMS_PREFIX):-len(".json")]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            fd = os.open(p, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # its writer is alive and holds it
+                try:
+                    names = json.loads(os.pread(fd, 1 << 24, 0) or b"{}")
+                except ValueError:
+                    names = {}
+                if isinstance(names, dict):
+                    found.update({k: (int(pid), str(v)) for k, v in names.items() if isinstance(k, str)})
+            else:
+                p.unlink(missing_ok=True)  # its writer died (the kernel dropped its lock)
+        finally:
+            os.close(fd)
+    return found
+
+
+@contextmanager
+def claim_names(folder: str | Path, names: dict[str, str]) -> Iterator[None]:
+    """Claim output names in `folder` for the block (name -> what it is written from), for
+    `names_claimed_by_others` in other processes; the claim ends with the block or with
+    this process, however it dies (an flock on the claims file, as in `hold_lock`)."""
+    path = Path(folder) / f"{CLAIMS_PREFIX}{os.getpid()}.json"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666 & ~_UMASK)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(names, ensure_ascii=False).encode("utf-8", "surrogateescape"), 0)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
 
 
 def _alive(pid: int) -> bool:

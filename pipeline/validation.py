@@ -8,6 +8,7 @@ the same way: the dotted key, the value, and what is allowed.
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 # architecture ranges: deeper or wider than this is a typo, not an architecture
@@ -23,12 +24,38 @@ UNET_LEVELS = (1, 7)  # resolution levels of the U-Net (len(mults)); 2**6 = 64×
 # seeds give the same stream.
 SEED = (0, 2**31 - 1)
 MODEL_IMAGE_SIZE = (8, 8192)  # the working size a published model trained at (and `--work-size`)
+# weights in a published model: 2**28 (1 GiB as float32) is ~200x the default colorizer's 1.4M;
+# a file declaring more is corrupt or foreign, and building it would exhaust memory
+MODEL_WEIGHTS = 1 << 28
 
 
 def require(ok: bool, key: str, allowed: str, value: Any, error: type[ValueError] = ValueError) -> None:
     """Raise `error("<key> = <value>: must be <allowed>")` unless `ok`."""
     if not ok:
-        raise error(f"{key} = {value!r}: must be {allowed}")
+        raise error(f"{key} = {short_repr(value)}: must be {allowed}")
+
+
+class _ShortRepr(reprlib.Repr):
+    """reprlib's bounded repr: 3 levels deep, 4 items per container, `limit` characters per scalar."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.maxlevel = 3
+        self.maxdict = self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = 4
+        self.maxstring = self.maxlong = self.maxother = limit
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 256:  # repr() of an int past 4300 digits raises, and is slow before that
+            return f"<an integer of about {int(x.bit_length() * 0.30103) + 1} digits>"
+        return super().repr_int(x, level)
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """repr(value) in at most `limit` characters, at a cost bounded by `limit`: a value read from
+    a file (YAML aliases of aliases, a 5000-digit number, a 10 MB string) goes into a message
+    as its beginning, never expanded in full."""
+    text = _ShortRepr(limit).repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def is_int(value: Any) -> bool:

@@ -39,6 +39,18 @@ def publish_tiny_scan_generator(path, image_size: int = 32):
     return path
 
 
+def publish_tiny_colorizer(path, hints_max: int = 8, disc_width: int = 4):
+    """A tiny untrained colorizer that takes hints, published like `models/colorizer.pt`."""
+    from pipeline.config import ColorizerConfig
+    from pipeline.models.colorizer import publish_colorizer
+    from pipeline.training.colorizer_step import build_colorizer
+
+    torch.manual_seed(0)
+    cfg = ColorizerConfig(width=4, mults=[1, 2], n_attention=1, groups=2, disc_width=disc_width, hints_max=hints_max)
+    publish_colorizer(build_colorizer(cfg)[0], path, image_size=32, steps=0, variant="scangen")
+    return path
+
+
 def kill_at_checkpoint(proc, ckpt, step: int = 10, timeout: float = 300) -> None:
     """SIGKILL a training subprocess once its checkpoint `ckpt` has reached `step`
     (asserting it was still running: a finished run would test nothing)."""

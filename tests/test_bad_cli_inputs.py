@@ -149,6 +149,30 @@ def test_out_dir_naming_a_file_is_refused(models, tmp_path):
     assert blocker.read_text() == "a file"
 
 
+def test_out_dir_under_a_file_is_refused_before_any_work(models, tmp_path):
+    src = page(tmp_path / "p.png")
+    (tmp_path / "notes.txt").write_text("a file")
+    res = colorize(models, src, "-o", tmp_path / "notes.txt" / "out")
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    assert res.exit_code == 2 and f"--out-dir {tmp_path / 'notes.txt' / 'out'}:" in res.output
+    assert "notes.txt" in res.output and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "p.png"]
+
+
+def test_a_page_too_large_for_a_psd_keeps_its_png_and_says_why(models, tmp_path, monkeypatch):
+    """--layers on a page over PSD's 30,000 px (lowered here to 50): the PNG is written and
+    reported as written, with the reason the PSD is not; the run succeeds."""
+    pytest.importorskip("psd_tools")
+    from pipeline.colorist import psd
+
+    monkeypatch.setattr(psd, "PSD_MAX_SIDE", 50)
+    src = page(tmp_path / "strip.png", size=(24, 64))
+    res = colorize(models, src, "--layers")
+    assert res.exit_code == 0, res.output
+    assert f"{src} -> {tmp_path / 'strip.color.png'}" in res.output
+    assert "strip.color.psd not written: the page is 24x64 and PSD is limited to 50 px a side" in res.output
+    assert (tmp_path / "strip.color.png").is_file() and not (tmp_path / "strip.color.psd").exists()
+
+
 def _damaged(models, tmp_path, change) -> Path:
     blob = torch.load(models / "color.pt", weights_only=True)
     change(blob)

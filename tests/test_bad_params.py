@@ -18,6 +18,14 @@ runner = CliRunner()
 
 FILE = "{file}"  # stands for the params file's path in the expected message parts
 
+
+def laughs(levels: int, key: bytes = b"seed") -> bytes:
+    """A "billion laughs" under `key`: a few lines of YAML aliases standing for 10**levels strings."""
+    lines = [key + b":", b"  - &l0 [" + b", ".join([b"lol"] * 10) + b"]"]
+    lines += [b"  - &l%d [" % i + b", ".join([b"*l%d" % (i - 1)] * 10) + b"]" for i in range(1, levels)]
+    return b"\n".join(lines) + b"\n"
+
+
 # (case id, file bytes, expected exception, parts the message must contain)
 BAD: list[tuple[str, bytes, type[Exception], tuple[str, ...]]] = [
     # --- the file itself
@@ -28,6 +36,9 @@ BAD: list[tuple[str, bytes, type[Exception], tuple[str, ...]]] = [
     ("yaml-duplicate-key", b"lr: 0.0002\nlr: 0.0003\n", ParamsError, (FILE, "duplicate key", "line 2")),
     ("yaml-nul-char", b"lr: 0.0002\x00\n", ParamsError, (FILE, "not valid YAML")),
     ("yaml-too-deep", b"lr: " + b"[" * 3000 + b"]" * 3000 + b"\n", ParamsError, (FILE, "nested")),
+    ("yaml-bad-date", b"seed: 2020-13-45\n", ParamsError, (FILE, "not valid params", "month must be in 1..12")),
+    ("yaml-5000-digit-int", b"seed: 1" + b"0" * 5000 + b"\n", ParamsError, (FILE, "not valid params", "4300 digits")),
+    ("yaml-billion-laughs", laughs(6), ParamsError, (FILE, "params key seed", "more than 100000 values", "aliases")),
     ("top-level-list", b"- lr\n- seed\n", ParamsError, (FILE, "expected a mapping")),
     ("top-level-scalar", b"just some words\n", ParamsError, (FILE, "expected a mapping")),
     # --- keys that are not names
@@ -136,6 +147,53 @@ def test_good_files_load(tmp_path, case, content, expected):
         assert p == Params()
     res = runner.invoke(app, ["check-params", str(path)])
     assert res.exit_code == 0 and f"{path}: ok" in res.stdout, res.output
+
+
+LONG_VALUES = [  # a value read from the file goes into the message as its beginning only
+    ("long-string", b"colorizer:\n  gan_loss: " + b"x" * 100_000 + b"\n", "colorizer.gan_loss = 'xxx"),
+    ("long-key", b"cyclegan:\n  " + b"k" * 1000 + b": 1\n", "unknown params key cyclegan.kkk"),
+    ("many-unknown-keys", b"".join(b"k%d: 1\n" % i for i in range(20_000)), "and 19997 more"),
+    ("nested-lists", b"seed: " + b"[" * 50 + b"1" + b"]" * 50 + b"\n", "seed = [[[[...]]]]"),
+    ("4000-digit-seed", b"seed: 1" + b"0" * 4000 + b"\n", "seed = <an integer of about 4001 digits>"),
+    ("long-list-of-laughs", laughs(4, b"lr"), "lr = [["),
+]
+
+
+@pytest.mark.parametrize("case, content, part", LONG_VALUES, ids=[c[0] for c in LONG_VALUES])
+def test_messages_show_at_most_the_beginning_of_a_value(tmp_path, case, content, part):
+    path = _write(tmp_path, case, content)
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    message = str(err.value)
+    assert part in message and "\n" not in message, message
+    assert len(message) < 600, message[:1000]
+
+
+def test_a_billion_laughs_fails_fast_and_small(tmp_path):
+    """10**8 strings behind 8 lines of aliases: `onepunch check-params` refuses it in one line,
+    within 512 MiB of address space (expanding it for a message took gigabytes)."""
+    import resource
+    import subprocess
+    import sys
+
+    path = tmp_path / "params.yaml"
+    path.write_bytes(laughs(8))
+
+    def cap_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))
+
+    res = subprocess.run([sys.executable, "-c", "from pipeline.cli import app; app()", "check-params", str(path)],
+                         check=False, capture_output=True, text=True, timeout=60, preexec_fn=cap_memory)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert res.stderr.startswith(f"error: {path}: params key seed stands for more than"), res.stderr[-2000:]
+    assert len(res.stderr.splitlines()) == 1
+
+
+def test_small_aliases_still_load(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(b"select:\n  scan:\n    exclude: &neither [comic, 4koma]\n  color:\n    exclude: *neither\n")
+    p = load_params(path)
+    assert p.select.scan.exclude == p.select.color.exclude == ["comic", "4koma"]
 
 
 @pytest.mark.parametrize(

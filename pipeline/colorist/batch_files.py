@@ -6,25 +6,43 @@ convolutional, tiled with blended overlaps when large; `--work-size` shrinks ver
 scans first), and a colorization is composed with the page's own ink multiplied over the
 predicted colors. Failures are reported per file, naming the file; one bad file never
 stops a batch.
+
+Two runs writing into one folder at once never take each other's output names: each run
+claims its names (`pipeline.files.claim_names`) and renames around what another live run
+claimed for another input, as it does for a collision within the run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from pipeline.colorist.ink import compose
-from pipeline.colorist.page import colorize_layers, colorize_layers_batch, load_networks, scan_image
+from pipeline.colorist.page import (
+    colorize_layers,
+    colorize_layers_batch,
+    load_networks,
+    scan_image,
+)
 from pipeline.digests import file_stamp
-from pipeline.files import atomic_path, remove_leftovers
+from pipeline.files import (
+    atomic_path,
+    claim_names,
+    hold_lock,
+    names_claimed_by_others,
+    remove_leftovers,
+)
 from pipeline.imaging import is_colored
 from pipeline.runtime import resolve_precision
 
 MAX_PIXELS = 200_000_000
 # Webtoon strips run 690x40000 (58:1) and longer; past 1000:1 a file is not a page.
 MAX_PAGE_ASPECT = 1000
+OUTPUTS_LOCK = ".onepunch-outputs.lock"  # in an output folder, while a run claims its names
 
 
 @dataclass
@@ -40,7 +58,8 @@ def default_output(src: Path, out_dir: Path | None, suffix: str) -> Path:
     return folder / f"{src.stem}.{suffix}.png"
 
 
-def plan_outputs(paths: list[Path], out_dir: Path | None, suffix: str) -> list[FileResult]:
+def plan_outputs(paths: list[Path], out_dir: Path | None, suffix: str,
+                 claimed: dict[Path, tuple[int, str]] | None = None) -> list[FileResult]:
     """One result per input with the output it will be written to, or the reason it won't.
 
     - The same file given twice is done once.
@@ -48,18 +67,22 @@ def plan_outputs(paths: list[Path], out_dir: Path | None, suffix: str) -> list[F
       input (`page.png page.color.png`) is refused, naming both.
     - Inputs whose outputs would collide (`a/x.png b/x.png -o out`, `base.png base.jpg`)
       get unique names: the first keeps NAME.<suffix>.png, the next NAME-2.<suffix>.png, ...
+    - So do outputs that another live run claimed for another input (`claimed`: output ->
+      (its PID, its input), from `pipeline.files.names_claimed_by_others`).
     """
-    inputs = {_key(p) for p in paths if p.exists()}
+    claimed = claimed or {}
+    inputs = {_key(p) for p in paths if _exists(p)}
     taken: dict[Path, Path] = {}  # output key -> the input it belongs to
     seen: dict[Path, Path] = {}
     results = []
     for path in paths:
         res = FileResult(path)
         results.append(res)
-        if path.exists() and _key(path) in seen:
+        exists = _exists(path)
+        if exists and _key(path) in seen:
             res.error = f"given twice (same file as {seen[_key(path)]}); done once"
             continue
-        if path.exists():
+        if exists:
             seen[_key(path)] = path
         out = default_output(path, out_dir, suffix)
         if _key(out) in inputs:
@@ -67,10 +90,13 @@ def plan_outputs(paths: list[Path], out_dir: Path | None, suffix: str) -> list[F
                          "(write elsewhere with --out-dir)")
             continue
         first, n = out, 1
-        while _key(out) in taken or _key(out) in inputs:
+        while _key(out) in taken or _key(out) in inputs or _claimed_for_another(claimed, out, path):
             n += 1
             out = first.with_name(f"{path.stem}-{n}.{suffix}.png")
-        if n > 1:
+        if n > 1 and _key(first) not in taken and _claimed_for_another(claimed, first, path):
+            pid, other = claimed[_key(first)]
+            res.note = f"renamed: {first.name} is being written by another run (PID {pid}) from {other}"
+        elif n > 1:
             res.note = f"renamed: {first.name} is taken by {taken.get(_key(first), first)}"
         taken[_key(out)] = path
         res.output = out
@@ -80,6 +106,47 @@ def plan_outputs(paths: list[Path], out_dir: Path | None, suffix: str) -> list[F
 def _key(path: Path) -> Path:
     """What makes two paths the same file: the resolved path (symlinks and `..` followed)."""
     return Path(path).resolve()
+
+
+def _claimed_for_another(claimed: dict[Path, tuple[int, str]], out: Path, path: Path) -> bool:
+    """Has another live run claimed `out` for an input other than `path`? (For the same
+    input both runs write the same pixels: the last rename wins, both whole.)"""
+    other = claimed.get(_key(out))
+    return other is not None and other[1] != str(_key(path))
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # in a folder we may not search: it fails by name when it is read
+        return False
+
+
+@contextmanager
+def _claimed_outputs(paths: list[Path], out_dir: Path | None, suffix: str) -> Iterator[list[FileResult]]:
+    """plan_outputs, with this run's output names claimed against other runs writing into
+    the same folders, for as long as the block runs. The planning is done under each
+    output folder's lock, so two runs that start together never pick one name."""
+    folders = sorted({default_output(p, out_dir, suffix).parent.resolve() for p in paths})
+    with ExitStack() as run:
+        with ExitStack() as planning:
+            claimed: dict[Path, tuple[int, str]] = {}
+            for folder in folders:  # in one order in every run: two runs never wait on each other
+                try:
+                    planning.enter_context(hold_lock(folder / OUTPUTS_LOCK, wait=True))
+                    claimed.update({_key(folder / n): c for n, c in names_claimed_by_others(folder).items()})
+                except OSError:
+                    continue  # a folder we cannot write in: its outputs fail by name when written
+            results = plan_outputs(paths, out_dir, suffix, claimed)
+            for folder in folders:
+                mine = {r.output.name: str(_key(r.source)) for r in results
+                        if r.output is not None and r.output.parent.resolve() == folder}
+                try:
+                    if mine:
+                        run.enter_context(claim_names(folder, mine))
+                except OSError:
+                    continue
+        yield results
 
 
 def scan_files(paths: list[Path], model_path: Path, out_dir: Path | None = None, work_size: int | None = None,
@@ -174,11 +241,23 @@ def colorize_files(paths: list[Path], model_path: Path, scan_model_path: Path | 
         return [compose(c, a, ink, tone) for c, a in colorize_layers_batch(colorizer, scangen, imgs, work_size, dev,
                                                                              treat_as, precision)]
 
+    taken: dict[Path, Path] = {}  # chapter output -> the chapter it belongs to, in this run
     for chapter in chapters:
-        results.append(colorize_chapter(
-            chapter, chapter_output(chapter, out_dir), lambda img: convert(img)[0], is_colored, settings,
+        output = first = chapter_output(chapter, out_dir)
+        if _key(chapter) in {_key(c) for c in taken.values()}:
+            continue  # the same chapter given twice: done once
+        n = 1
+        while _key(output) in taken:  # `a/ch.cbz b/ch.cbz -o out`: ch.color.cbz, ch-2.color.cbz
+            n += 1
+            output = chapter_output(chapter, out_dir, n)
+        taken[_key(output)] = chapter
+        res = colorize_chapter(
+            chapter, output, lambda img: convert(img)[0], is_colored, settings,
             copy_colored=colored_pages == "copy" and treat_as != "color", progress=progress,
-            max_pixels=max_pixels, max_aspect=MAX_PAGE_ASPECT, batch=batch, convert_batch=convert_batch))
+            max_pixels=max_pixels, max_aspect=MAX_PAGE_ASPECT, batch=batch, convert_batch=convert_batch)
+        if n > 1:
+            res.renamed = f"renamed: {first.name} is taken by {taken[_key(first)]}"
+        results.append(res)
     return results
 
 
@@ -198,13 +277,19 @@ def _process_files(paths: list[Path], out_dir: Path | None, suffix: str, convert
     """Decode each file, convert it, write its planned output atomically; one result per
     file, failures named and kept, never raised. convert returns (image, extra); extra,
     when not None, goes to write_extra(output, extra) after the image is written."""
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    with _claimed_outputs(paths, out_dir, suffix) as results:
+        _write_outputs(results, suffix, convert, max_pixels, progress, write_extra)
+    return results
+
+
+def _write_outputs(results: list[FileResult], suffix: str, convert, max_pixels: int, progress: bool,
+                   write_extra) -> None:
     from tqdm import tqdm
 
     from pipeline.imaging import DecodeError, decode_image
 
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    results = plan_outputs(paths, out_dir, suffix)
     for res in tqdm(results, desc=suffix, unit="img", disable=not progress):
         if res.error:
             continue
@@ -220,9 +305,11 @@ def _process_files(paths: list[Path], out_dir: Path | None, suffix: str, convert
             with atomic_path(res.output) as tmp:
                 out.save(tmp, format="PNG", compress_level=3)
             if write_extra is not None and extra is not None:
-                write_extra(res.output, extra)
+                try:
+                    write_extra(res.output, extra)
+                except ValueError as exc:  # e.g. a page too large for a PSD: the PNG stands
+                    res.note = str(exc)
         except DecodeError as exc:
             res.output, res.error = None, f"{exc.reason}: {exc.detail}"
         except (OSError, ValueError) as exc:
             res.output, res.error = None, str(exc)
-    return results

@@ -16,15 +16,23 @@ the problem; nothing is guessed.
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.validation import short_repr
+
 POINT_RADIUS = 2  # pixels: a JSON point's dot
 ALPHA_LEVEL = 128  # PNG pixels at least this opaque are hint
 MAX_HINTS = 10_000
-_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+# MAX_HINTS points of ~50 bytes each fit in well under 1 MiB; anything far larger is not a hint file
+MAX_JSON_BYTES = 4 << 20
+# longer JSON integers cannot be page pixels; Python itself refuses to convert past 4300 digits
+_MAX_DIGITS = 30
+_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")  # fullmatch: "#fff\n" is not a color
+_POINT_FORM = '{"x": 120, "y": 340, "color": "#d04040"}'
 
 
 class HintFileError(ValueError):
@@ -32,8 +40,8 @@ class HintFileError(ValueError):
 
 
 def parse_color(text, where: str) -> tuple[int, int, int]:
-    if not isinstance(text, str) or not _COLOR.match(text):
-        raise HintFileError(f"{where}: color {text!r} is not '#rrggbb' (or '#rgb')")
+    if not isinstance(text, str) or not _COLOR.fullmatch(text):
+        raise HintFileError(f"{where}: color {short_repr(text)} is not '#rrggbb' (or '#rgb')")
     h = text[1:]
     if len(h) == 3:
         h = "".join(c * 2 for c in h)
@@ -50,12 +58,43 @@ def read_hints(path: Path, page_size: tuple[int, int]) -> tuple[np.ndarray, np.n
     return _from_image(path, page_size)
 
 
+class _LongNumber(Exception):
+    """A JSON integer of more than _MAX_DIGITS digits (its digit count in args[0])."""
+
+
+def _parse_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > _MAX_DIGITS:
+        raise _LongNumber(len(digits.lstrip("-")))
+    return int(digits)
+
+
 def _from_json(path: Path, page_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    where = f"hint file {path}"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HintFileError(f"hint file {path}: not JSON ({exc})") from None
-    return hints_from_points(data, page_size, f"hint file {path}")
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise HintFileError(f"{where}: {size} bytes, at most {MAX_JSON_BYTES} ({MAX_HINTS} points); "
+                                f"expected a list of points in page pixels, [{_POINT_FORM}, ...]")
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise HintFileError(f"{where}: cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise HintFileError(f"{where}: not JSON ({exc})") from None
+    return hints_from_points(parse_points(text, where), page_size, where)
+
+
+def parse_points(text: str, source: str):
+    """JSON text -> its value, for `hints_from_points`; anything `json.loads` refuses (or a
+    5000-digit number, or 100,000 nested brackets) is a HintFileError naming `source`."""
+    expected = f"expected a list of points in page pixels, [{_POINT_FORM}, ...]"
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except _LongNumber as exc:
+        raise HintFileError(f"{source}: a number of {exc.args[0]} digits; {expected}") from None
+    except RecursionError:
+        raise HintFileError(f"{source}: nested too deeply; {expected}") from None
+    except ValueError as exc:  # JSONDecodeError
+        raise HintFileError(f"{source}: not JSON ({str(exc)[:200]}); {expected}") from None
 
 
 def hints_from_points(data, page_size: tuple[int, int], source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -63,8 +102,7 @@ def hints_from_points(data, page_size: tuple[int, int], source: str) -> tuple[np
     errors name `source` (a file, or "the hints" of a web upload)."""
     w, h = page_size
     if not isinstance(data, list):
-        raise HintFileError(f"{source}: expected a list of {{\"x\", \"y\", \"color\"}} points, "
-                            f"got {type(data).__name__}")
+        raise HintFileError(f"{source}: expected a list of points, [{_POINT_FORM}, ...], got {type(data).__name__}")
     if len(data) > MAX_HINTS:
         raise HintFileError(f"{source}: {len(data)} points; at most {MAX_HINTS}")
     ids = np.full((h, w), -1, np.int32)
@@ -74,18 +112,28 @@ def hints_from_points(data, page_size: tuple[int, int], source: str) -> tuple[np
     for k, point in enumerate(data):
         where = f"{source}, point {k}"
         if not isinstance(point, dict) or not {"x", "y", "color"} <= set(point):
-            raise HintFileError(f"{where}: expected {{\"x\": ..., \"y\": ..., \"color\": \"#rrggbb\"}}, got {point!r}")
+            raise HintFileError(f"{where}: expected {_POINT_FORM}, got {short_repr(point)}")
         x, y = point["x"], point["y"]
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in (x, y)):
-            raise HintFileError(f"{where}: x and y must be numbers (page pixels), got x={x!r}, y={y!r}")
+        if not all(_is_coordinate(v) for v in (x, y)):
+            raise HintFileError(f"{where}: x and y must be numbers (finite, in page pixels), "
+                                f"got x={short_repr(x, 40)}, y={short_repr(y, 40)}")
         if not (0 <= x < w and 0 <= y < h):
-            raise HintFileError(f"{where}: ({x}, {y}) is outside the {w}x{h} page")
+            raise HintFileError(f"{where}: ({short_repr(x, 40)}, {short_repr(y, 40)}) is outside the {w}x{h} page; "
+                                f"x in [0, {w}), y in [0, {h})")
         colors[k] = parse_color(point["color"], where)
         cy, cx = int(y), int(x)
         for dy, dx in zip(yy[disk].tolist(), xx[disk].tolist()):
             if 0 <= cy + dy < h and 0 <= cx + dx < w:
                 ids[cy + dy, cx + dx] = k
     return ids, colors
+
+
+def _is_coordinate(value) -> bool:
+    """An int (not a bool) or a finite float: an int of any length compares with the page size
+    exactly, where numpy's isfinite raises on ints past 64 bits."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _from_image(path: Path, page_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

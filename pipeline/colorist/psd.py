@@ -13,6 +13,9 @@ that Krita, GIMP and Photoshop open, laid out as a colorist lays out a page:
 These are `pipeline.colorist.ink.page_layers`; composed, they are the PNG `colorize`
 writes, within a grey level or two: the PNG's integer arithmetic rounds to nearest,
 psd-tools' compositor rounds down (read back in the tests).
+
+A PSD holds at most 30,000 px a side (Photoshop's PSB format goes further; psd-tools does
+not write it): a longer page, a webtoon strip, is refused before any layer is computed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,15 @@ import numpy as np
 from PIL import Image
 
 LAYER_NAMES = ("Ink", "Fills", "Tone", "Colors", "Flats")  # top to bottom
+PSD_MAX_SIDE = 30_000  # px, the PSD format's limit on either side
+
+
+def psd_too_large(size: tuple[int, int]) -> str | None:
+    """Why a page of `size` (width, height) cannot be a PSD, or None when it can."""
+    w, h = size
+    if max(w, h) <= PSD_MAX_SIDE:
+        return None
+    return f"the page is {w}x{h} and PSD is limited to {PSD_MAX_SIDE:,} px a side (PSB is not supported)"
 
 
 def flats(colors: np.ndarray, line_art: np.ndarray) -> np.ndarray:
@@ -47,7 +59,11 @@ def flats(colors: np.ndarray, line_art: np.ndarray) -> np.ndarray:
 def write_psd(path: Path, colors: Image.Image, line_art: Image.Image, ink_visible: bool = True,
               tone: str = "descreen") -> None:
     """Write the layered file atomically (ink, fills and tone hidden when the PNG was written
-    without them: `--ink none`)."""
+    without them: `--ink none`). A page too large for a PSD raises ValueError naming it and
+    the limit (`psd_too_large`), before any work."""
+    too_large = psd_too_large(colors.size)
+    if too_large:
+        raise ValueError(f"{Path(path).name} not written: {too_large}")
     from psd_tools import PSDImage
     from psd_tools.api.layers import PixelLayer
     from psd_tools.constants import BlendMode

@@ -19,20 +19,28 @@ Safe by default: an upload is refused past `max_bytes` (read in chunks, never wh
 `max_pixels` (the CLI's decompression-bomb guard); an uploaded name never becomes a path
 (results are stored under random names in the session's own folder); a session token is
 32 random hex digits made by each tab, so two tabs never see each other's pages; a session
-idle for `session_ttl_s` is removed, and the whole temporary folder when the server stops.
-The model is loaded once; pages are colorized one at a time (a lock), off the event loop.
+idle for `session_ttl_s` is removed (by a timer, and on access: an expired result is a 404
+even before the timer runs), and the whole temporary folder when the server stops. Requests
+whose Host header is not this machine's are refused (`host_allowed`), so a page on another
+site cannot reach the server by rebinding its own name to 127.0.0.1.
+The model is loaded once, when the app is made, so a file that cannot serve stops the start
+by name; pages are colorized one at a time (a lock), off the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import json
+import functools
+import ipaddress
 import re
 import shutil
+import socket
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +50,10 @@ RESULT_NAMES = {"page.png": "image/png", "color.png": "image/png", "ink.png": "i
                 "page.psd": "image/vnd.adobe.photoshop", "regions.png": "image/png"}
 COLORIZED = ("page.png", "color.png", "ink.png", "page.psd")  # what /api/colorize writes
 CHOICES = {"auto": ("network", "none"), "tone": ("descreen", "keep")}
+UPLOAD_MB = (0.1, 1000.0)  # `--max-mb`: below, no page fits; above, one upload could fill the memory
+PAGE_MEGAPIXELS = (0.01, 1000.0)  # `--max-megapixels` (the CLI's `colorize` takes up to 200 by default)
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+WILDCARDS = ("0.0.0.0", "::", "")  # binds that listen on every address of the machine
 
 
 @dataclass
@@ -53,27 +65,82 @@ class ServeSettings:
     max_pixels: int = 40_000_000
     session_ttl_s: float = 3600.0
     root: Path | None = None  # the temporary folder (made when None)
+    host: str = "127.0.0.1"  # the address bound: the Host headers answered (`host_allowed`)
+    clock: Callable[[], float] = time.monotonic  # for the idle expiry (tests move their own)
 
 
 @dataclass
 class _State:
     settings: ServeSettings
     root: Path
-    seen: dict[str, float] = field(default_factory=dict)  # session -> last use
+    networks: object  # pipeline.colorist.page.Networks
+    seen: dict[str, float] = field(default_factory=dict)  # session -> last use (settings.clock)
+    busy: dict[str, int] = field(default_factory=dict)  # session -> requests in flight (never expired)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    networks: object | None = None  # pipeline.colorist.page.Networks, loaded on first use
 
 
 class UploadError(ValueError):
     """A bad upload: the message is shown on the page."""
 
 
-def _load(state: _State):
-    if state.networks is None:
-        from pipeline.colorist.page import load_networks
+def _one_line(message: str, limit: int = 300) -> str:
+    """The first line of `message`, cut at its first sentence when long (torch's load errors
+    run to paragraphs, and advise loading the file with `weights_only=False`)."""
+    line = (message.strip().splitlines() or [""])[0]
+    if len(line) > limit:
+        end = line.find(". ")
+        line = line[:end + 1] if 0 < end < limit else line[:limit] + "..."
+        line += ")" * (line.count("(") - line.count(")"))
+    return line
 
-        state.networks = load_networks(state.settings.colorizer, state.settings.scan_model, state.settings.device)
-    return state.networks
+
+def load_served_networks(settings: ServeSettings):
+    """The networks, loaded once before serving: a model file that cannot serve (unreadable,
+    foreign, code instead of weights, weights that do not fit) raises ValueError, one line
+    naming the file, instead of making every request a 500."""
+    from pipeline.colorist.page import Networks, load_networks
+    from pipeline.runtime import setup_runtime
+
+    rt = setup_runtime(settings.device, autotune=False)  # a missing CUDA device is not the model's fault
+
+    def checked(path: Path, colorizer: Path | None, scan_model: Path | None):
+        try:
+            return load_networks(colorizer, scan_model, settings.device)
+        except (FileNotFoundError, ValueError) as exc:  # the loader's messages name the file
+            raise ValueError(_one_line(str(exc))) from None
+        except (RuntimeError, MemoryError) as exc:  # e.g. an architecture too large to build
+            raise ValueError(_one_line(f"{path}: cannot build the network it declares "
+                                       f"({type(exc).__name__}: {exc})")) from None
+
+    colorizer = checked(settings.colorizer, settings.colorizer, None).colorizer
+    scan_generator = (checked(settings.scan_model, None, settings.scan_model).scan_generator
+                      if settings.scan_model is not None else None)
+    return Networks(colorizer, scan_generator, rt.device)
+
+
+def host_allowed(header: str | None, bound: str) -> bool:
+    """Whether a request's Host header names this server: a localhost name (any port), the
+    address it was bound to, or, bound to every address (0.0.0.0, ::), any IP address or
+    this machine's name. Another name is a page on another site that rebound its name to
+    this machine (DNS rebinding): browsers send that site's name."""
+    match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(?::[0-9]{1,5})?", header or "")
+    if match is None:
+        return False
+    name = match.group(1).strip("[]").lower()
+    bound = bound.strip("[]").lower()
+    if name in LOCAL_NAMES or name == bound:
+        return True
+    if bound not in WILDCARDS:
+        return False
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(name)
+        return True
+    return name in _machine_names()
+
+
+@functools.lru_cache(maxsize=1)
+def _machine_names() -> frozenset[str]:
+    return frozenset({socket.gethostname().lower(), socket.getfqdn().lower()})  # getfqdn may ask DNS: once
 
 
 def _decode(state: _State, data: bytes):
@@ -100,9 +167,8 @@ def colorize_upload(state: _State, session: str, data: bytes, hints_text: str, a
                     tone: str = "descreen") -> dict:
     """Decode, colorize (with hints), write the four results; returns their URLs."""
     img = _decode(state, data)
-    nets = _load(state)
-    return _result_folder(state, session,
-                          lambda folder: _colorize_into(state, folder, session, img, hints_text, nets, auto, tone))
+    return _result_folder(state, session, lambda folder: _colorize_into(state, folder, session, img, hints_text,
+                                                                        state.networks, auto, tone))
 
 
 def regions_upload(state: _State, session: str, data: bytes) -> dict:
@@ -130,7 +196,7 @@ def _colorize_into(state: _State, folder: Path, session: str, img, hints_text: s
     import numpy as np
     from PIL import Image
 
-    from pipeline.colorist.hint_files import hints_from_points
+    from pipeline.colorist.hint_files import hints_from_points, parse_points
     from pipeline.colorist.ink import compose
     from pipeline.colorist.page import colorize_layers
     from pipeline.colorist.psd import write_psd
@@ -139,9 +205,9 @@ def _colorize_into(state: _State, folder: Path, session: str, img, hints_text: s
 
     hints = None
     try:
-        points = json.loads(hints_text) if hints_text.strip() else []
-    except json.JSONDecodeError as exc:
-        raise UploadError(f"the hints: not JSON ({exc})") from None
+        points = parse_points(hints_text, "the hints") if hints_text.strip() else []
+    except ValueError as exc:  # HintFileError: not JSON, a 5000-digit number, nested too deeply
+        raise UploadError(str(exc)) from None
     if points:
         try:
             if auto == "network":
@@ -149,6 +215,8 @@ def _colorize_into(state: _State, folder: Path, session: str, img, hints_text: s
             hints = hints_from_points(points, img.size, "the hints")
         except ValueError as exc:  # HintFileError too
             raise UploadError(str(exc)) from None
+        except RecursionError:
+            raise UploadError("the hints: nested too deeply (expected a flat list of points)") from None
     with state.lock:
         try:
             colors, line_art = colorize_layers(nets.colorizer, nets.scan_generator, img, None, nets.device, "auto",
@@ -165,11 +233,32 @@ def _colorize_into(state: _State, folder: Path, session: str, img, hints_text: s
     return {"width": img.width, "height": img.height, **{n.replace(".", "_"): f"{base}/{n}" for n in COLORIZED}}
 
 
-def _expire(state: _State, now: float) -> None:
+def _expire(state: _State) -> None:
+    """Remove every session idle past the TTL (one with a request in flight is not idle)."""
+    now = state.settings.clock()
     for session, last in list(state.seen.items()):
-        if now - last > state.settings.session_ttl_s:
+        if now - last > state.settings.session_ttl_s and not state.busy.get(session):
             shutil.rmtree(state.root / session, ignore_errors=True)
             del state.seen[session]
+
+
+@contextlib.contextmanager
+def _in_flight(state: _State, session: str):
+    """Mark `session` busy while a request works on it; its idle time starts when it is done."""
+    state.busy[session] = state.busy.get(session, 0) + 1
+    try:
+        yield
+    finally:
+        state.busy[session] -= 1
+        if not state.busy[session]:
+            del state.busy[session]
+        state.seen[session] = state.settings.clock()
+
+
+async def _expire_every(state: _State, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        _expire(state)
 
 
 def create_app(settings: ServeSettings):
@@ -177,12 +266,14 @@ def create_app(settings: ServeSettings):
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
     from starlette.formparsers import MultiPartException
+    from starlette.middleware import Middleware
     from starlette.requests import Request
     from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
+    networks = load_served_networks(settings)  # before the folder: a refused start leaves nothing
     root = Path(settings.root) if settings.root else Path(tempfile.mkdtemp(prefix="onepunch-serve-"))
-    state = _State(settings, root)
+    state = _State(settings, root, networks)
 
     def session_of(request: Request) -> str | None:
         token = request.headers.get("x-session", "")
@@ -220,9 +311,8 @@ def create_app(settings: ServeSettings):
             if name in values and values[name] and values[name] not in allowed:
                 return JSONResponse({"error": f"{name} {values[name]!r}: allowed values are {', '.join(allowed)}"},
                                     status_code=400)
-        now = time.time()
-        _expire(state, now)
-        state.seen[session] = now
+        _expire(state)
+        state.seen[session] = settings.clock()
         return session, data, values
 
     async def colorize(request: Request) -> Response:
@@ -231,8 +321,9 @@ def create_app(settings: ServeSettings):
             return upload
         session, data, values = upload
         try:
-            result = await run_in_threadpool(colorize_upload, state, session, data, values["hints"],
-                                             values["auto"] or "network", values["tone"] or "descreen")
+            with _in_flight(state, session):
+                result = await run_in_threadpool(colorize_upload, state, session, data, values["hints"],
+                                                 values["auto"] or "network", values["tone"] or "descreen")
         except UploadError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(result)
@@ -243,7 +334,8 @@ def create_app(settings: ServeSettings):
             return upload
         session, data, _ = upload
         try:
-            return JSONResponse(await run_in_threadpool(regions_upload, state, session, data))
+            with _in_flight(state, session):
+                return JSONResponse(await run_in_threadpool(regions_upload, state, session, data))
         except UploadError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
 
@@ -251,10 +343,12 @@ def create_app(settings: ServeSettings):
         session, rid, name = (request.path_params[k] for k in ("session", "result", "name"))
         if not SESSION.match(session) or not re.match(r"^[0-9a-f]{32}$", rid) or name not in RESULT_NAMES:
             return JSONResponse({"error": "no such result"}, status_code=404)
+        _expire(state)  # on access too: the timer may not have run since the session went idle
         path = state.root / session / rid / name
-        if not path.is_file():
-            return JSONResponse({"error": "no such result (the session ended?)"}, status_code=404)
-        state.seen[session] = time.time()
+        if session not in state.seen or not path.is_file():
+            return JSONResponse({"error": "no such result (the session ended or expired: colorize the page again)"},
+                                status_code=404)
+        state.seen[session] = settings.clock()
         return FileResponse(path, media_type=RESULT_NAMES[name],
                             headers={"Content-Disposition": f'attachment; filename="colorized-{name}"'}
                             if request.query_params.get("download") else None)
@@ -268,9 +362,13 @@ def create_app(settings: ServeSettings):
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        sweeper = asyncio.ensure_future(_expire_every(state, min(60.0, max(1.0, settings.session_ttl_s / 10))))
         try:
             yield
         finally:  # the server stops: every session's files go
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             shutil.rmtree(root, ignore_errors=True)
 
     async def favicon(request: Request) -> Response:
@@ -280,6 +378,30 @@ def create_app(settings: ServeSettings):
                             Route("/api/colorize", colorize, methods=["POST"]),
                             Route("/api/regions", regions, methods=["POST"]),
                             Route("/api/result/{session}/{result}/{name}", result),
-                            Route("/api/end", end, methods=["POST"])], lifespan=lifespan)
+                            Route("/api/end", end, methods=["POST"])], lifespan=lifespan,
+                    middleware=[Middleware(_HostCheck, bound=settings.host)])
     app.state.serve = state
     return app
+
+
+class _HostCheck:
+    """ASGI middleware: a request whose Host header is not this server's gets a 400 (`host_allowed`)."""
+
+    def __init__(self, app, bound: str):
+        self.app, self.bound = app, bound
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            if not host_allowed(host, self.bound):
+                from starlette.responses import JSONResponse
+
+                bound = self.bound.strip("[]")
+                allowed = ("localhost, 127.0.0.1, [::1]"
+                           + (" or an address or name of this machine" if bound in WILDCARDS
+                              else "" if bound in LOCAL_NAMES else f" or {self.bound}"))
+                response = JSONResponse({"error": f"Host {host!r} refused: this server answers to {allowed} "
+                                                  "(a page on another site cannot use it)"}, status_code=400)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

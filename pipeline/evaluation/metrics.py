@@ -26,11 +26,14 @@ def psnr_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
                                    dim=(1, 2, 3))
 
 
+SSIM_WINDOW = 11  # px: the Gaussian window (sigma 1.5) of Wang et al. 2004; images need sides this long
+
+
 def ssim_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     from torchmetrics.functional.image import structural_similarity_index_measure
 
     return structural_similarity_index_measure(pred.float(), target.float(), data_range=1.0,
-                                               reduction="none")
+                                               kernel_size=SSIM_WINDOW, reduction="none")
 
 
 def compare(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -12,7 +12,8 @@ Measured per pair, then averaged (mean and std over pairs):
   the truth's colored pixels painted within ΔE 10), colorfulness (next to the truth's),
   line fidelity — the real use case;
 - scangen(color) against the scan: L1, PSNR, SSIM, next to greyscale(color).
-A file without its partner, or one that cannot be decoded, is named and skipped.
+A file without its partner, one that cannot be read or decoded, and a pair smaller than the
+SSIM window (`pipeline.evaluation.metrics.SSIM_WINDOW`) are named, skipped and counted.
 """
 
 from __future__ import annotations
@@ -64,7 +65,13 @@ def evaluate_pairs(folder: Path, colorizer_path: Path, scan_model_path: Path | N
 
     from pipeline.colorist.arrays import stroke_masks
     from pipeline.colorist.page import colorize_image, load_networks, scan_image
-    from pipeline.evaluation.metrics import color_accuracy, color_metrics, colorfulness, scan_quality
+    from pipeline.evaluation.metrics import (
+        SSIM_WINDOW,
+        color_accuracy,
+        color_metrics,
+        colorfulness,
+        scan_quality,
+    )
     from pipeline.imaging import DecodeError, decode_image
 
     found = find_pairs(folder)
@@ -78,6 +85,13 @@ def evaluate_pairs(folder: Path, colorizer_path: Path, scan_model_path: Path | N
             color_img = decode_image(color_path, max_pixels=max_pixels, name=str(color_path))
         except DecodeError as exc:
             skipped.append(f"{exc.name}: {exc.reason}: {exc.detail}")
+            continue
+        except OSError as exc:  # no read permission, an I/O error: that pair only
+            skipped.append(f"{exc.filename or scan_path}: unreadable: {exc.strerror or exc}")
+            continue
+        if min(scan_img.size) < SSIM_WINDOW:
+            skipped.append(f"{scan_path}: {scan_img.width}x{scan_img.height} is smaller than the {SSIM_WINDOW}-px "
+                           "SSIM window; pair skipped")
             continue
         if color_img.size != scan_img.size:
             color_img = color_img.resize(scan_img.size, Image.Resampling.LANCZOS)

@@ -15,9 +15,16 @@ from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from pipeline.files import open_atomic
-from pipeline.validation import MODEL_IMAGE_SIZE, in_range, is_int
+from pipeline.validation import (
+    MODEL_IMAGE_SIZE,
+    MODEL_WEIGHTS,
+    in_range,
+    is_int,
+    short_repr,
+)
 
 
 def config_from_dict(cls: type, config: Mapping[str, Any], require_all: bool = False) -> Any:
@@ -46,7 +53,7 @@ def config_from_dict(cls: type, config: Mapping[str, Any], require_all: bool = F
             # exact type: True is an int in Python, but not a valid channel count
             ok, allowed = type(value) is expected, expected.__name__
         if not ok:
-            raise ValueError(f"{cls.__name__}.{key} must be {allowed}, got {type(value).__name__} {value!r}")
+            raise ValueError(f"{cls.__name__}.{key} must be {allowed}, got {type(value).__name__} {short_repr(value)}")
         kwargs[key] = value
     return cls(**kwargs)
 
@@ -75,32 +82,70 @@ def load_model(path: str | Path, fmt: str, version: int, build: Callable[[Mappin
         raise ValueError(f"{path}: not a readable model file ({type(exc).__name__}: {exc})") from None
     if not isinstance(blob, dict) or blob.get("format") != fmt:
         found = blob.get("format") if isinstance(blob, dict) else None
-        raise ValueError(f"{path}: not a OnePunchGAN {what} (format {found!r})")
+        raise ValueError(f"{path}: not a OnePunchGAN {what} (format {short_repr(found)})")
     if blob.get("version") != version:
-        raise ValueError(f"{path}: {what} format version {blob.get('version')}, this code reads {version}")
+        raise ValueError(f"{path}: {what} format version {short_repr(blob.get('version'))}, this code reads {version}")
     lacking = [k for k in ("config", "state_dict") if k not in blob]
     if lacking:
         raise ValueError(f"{path}: a {what} file without {' or '.join(lacking)}; {how_to_get}")
-    try:
-        model = build(blob["config"])
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
     weights = blob["state_dict"]
     if not isinstance(weights, Mapping):
         raise ValueError(f"{path}: state_dict is a {type(weights).__name__}, not a dict of weights")
+    # the declared architecture is built without memory first: a small file declaring
+    # `width: 8192` would otherwise allocate hundreds of GB before its weights were looked at
     try:
-        result = model.load_state_dict(weights, strict=False)
-    except RuntimeError as exc:  # a weight of the wrong shape
-        detail = " ".join(line.strip() for line in str(exc).splitlines()[1:3])
+        with torch.device("meta"), _ShapesOnly():
+            declared = build(blob["config"])
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    except RuntimeError as exc:  # e.g. a width whose weight count overflows int64
+        why = str(exc).partition("\n")[0][:200]
+        raise ValueError(f"{path}: the architecture it declares cannot be built ({why})") from None
+    _check_weights_fit(path, blob["config"], declared.state_dict(), weights)
+    model = build(blob["config"])
+    try:
+        model.load_state_dict(weights)  # every key and shape checked above
+    except RuntimeError as exc:  # a weight of a dtype that cannot be copied in
+        detail = " ".join(line.strip() for line in str(exc).splitlines())[:300]
         raise ValueError(f"{path}: weights do not fit the architecture it declares: {detail}") from None
-    if result.missing_keys or result.unexpected_keys:
-        raise ValueError(f"{path}: weights do not fit the architecture it declares: "
-                         f"missing {_few(result.missing_keys)}, unexpected {_few(result.unexpected_keys)}")
     size = blob.get("image_size", 256)
     if not (is_int(size) and MODEL_IMAGE_SIZE[0] <= size <= MODEL_IMAGE_SIZE[1]):
-        raise ValueError(f"{path}: image_size = {size!r}: must be {in_range(MODEL_IMAGE_SIZE)}")
+        raise ValueError(f"{path}: image_size = {short_repr(size)}: must be {in_range(MODEL_IMAGE_SIZE)}")
     model.image_size = size
     return model.to(device).eval()
+
+
+class _ShapesOnly(TorchFunctionMode):
+    """With torch.device("meta"): skip random initialisation, which on meta tensors changes
+    nothing but costs seconds the first time (normal_ imports torch's Python reference ops)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in (torch.Tensor.normal_, torch.Tensor.uniform_) and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
+def _check_weights_fit(path: Path, config: Any, declared: Mapping[str, torch.Tensor], weights: Mapping) -> None:
+    """Refuse weights that are not exactly the declared architecture's (keys and shapes), and
+    architectures too big to be a published model; `declared` holds meta tensors."""
+    total = sum(t.numel() for t in declared.values())
+    if total > MODEL_WEIGHTS:
+        arch = ", ".join(f"{k} = {short_repr(v, 40)}" for k, v in list(config.items())[:12])
+        raise ValueError(f"{path}: the architecture it declares ({arch}) has {total:,} weights; a published model "
+                         f"has at most {MODEL_WEIGHTS:,}: a corrupt or foreign file")
+    missing = [k for k in declared if k not in weights]
+    unexpected = [k[:80] if isinstance(k, str) else short_repr(k, 40) for k in weights if k not in declared]
+    if missing or unexpected:
+        raise ValueError(f"{path}: weights do not fit the architecture it declares: "
+                         f"missing {_few(missing)}, unexpected {_few(unexpected)}")
+    wrong = [f"{k} is {_shape(weights[k])}, the architecture needs {_shape(t)}" for k, t in declared.items()
+             if not (isinstance(weights[k], torch.Tensor) and weights[k].shape == t.shape)]
+    if wrong:
+        raise ValueError(f"{path}: weights do not fit the architecture it declares: {_few(wrong)}")
+
+
+def _shape(value: Any) -> str:
+    return "x".join(map(str, value.shape)) if isinstance(value, torch.Tensor) else f"a {type(value).__name__}"
 
 
 def _few(keys: list[str], n: int = 3) -> str:

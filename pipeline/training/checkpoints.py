@@ -7,9 +7,12 @@ stage), so a killed `dvc repro` resumes and the run-cache is untouched.
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from pipeline.digests import file_digest, json_digest
@@ -29,6 +32,9 @@ def fingerprint(config: Any, data_files: list[Path] = ()) -> str:
 
 
 HASHED_LIMIT = 1 << 26
+# what a checkpoint holds besides tensors and plain containers: numpy's global RNG state
+# (np.random.get_state(): a uint32 array), allowed by name to the weights-only unpickler
+_NUMPY_ARRAYS = [np.ndarray, np.dtype, type(np.dtype(np.uint32)), np.zeros(0).__reduce__()[0]]
 
 
 class Checkpointer:
@@ -46,7 +52,17 @@ class Checkpointer:
         if not self.path.exists():
             return None
         try:
-            state = torch.load(self.path, map_location="cpu", weights_only=False)
+            with torch.serialization.safe_globals(_NUMPY_ARRAYS):
+                state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:  # weights_only met something else than tensors and plain data
+            found = re.search(r"GLOBAL (\S+)", str(exc))
+            if found is None:
+                why = str(exc).partition("\n")[0][:200]
+                raise CheckpointError(f"{self.path}: not a readable checkpoint ({why}); "
+                                      "delete it to start this stage from scratch") from None
+            raise CheckpointError(
+                f"{self.path}: holds {found.group(1)[:100]}, not only tensors and plain data, and loading it could "
+                "run code; delete it to start this stage from scratch") from None
         except Exception as exc:  # truncated, not a torch file, wrong format
             raise CheckpointError(
                 f"{self.path}: not a readable checkpoint ({type(exc).__name__}: {exc}); "

@@ -8,7 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.colorist.hint_files import HintFileError, parse_color, read_hints, resize_hints
+from pipeline.colorist.hint_files import (
+    HintFileError,
+    hints_from_points,
+    parse_color,
+    read_hints,
+    resize_hints,
+)
 from pipeline.colorist.page import colorize_image
 from pipeline.models.colorizer import HINT_CHANNELS, AttentionUNet, UNetConfig
 
@@ -42,6 +48,50 @@ def test_bad_json_is_refused_naming_the_file_and_the_problem(tmp_path, data, mes
     with pytest.raises(HintFileError, match=message) as exc:
         read_hints(f, (40, 20))
     assert "bad.json" in str(exc.value)
+
+
+POINT_FORM = '{"x": 120, "y": 340, "color": "#d04040"}'
+HOSTILE_JSON = [
+    # (case, file text, what is wrong, the valid form): each once gave a traceback, or a
+    # message without the file's name, or a message holding the whole value
+    ("400-digit-int", '[{"x": 1%s, "y": 2, "color": "#123456"}]' % ("0" * 400), "401 digits", POINT_FORM),
+    ("5000-digit-int", '[{"x": 1, "y": 1%s, "color": "#123456"}]' % ("0" * 5000), "5001 digits", POINT_FORM),
+    ("huge-float", '[{"x": 1e400, "y": 2, "color": "#123456"}]', "x=inf", "must be numbers (finite"),
+    ("nan", '[{"x": NaN, "y": 2, "color": "#123456"}]', "x=nan", "must be numbers (finite"),
+    ("color-newline", '[{"x": 1, "y": 2, "color": "#fff\\n"}]', r"'#fff\n'", "is not '#rrggbb' (or '#rgb')"),
+    ("color-long-newline", '[{"x": 1, "y": 2, "color": "#123456\\n"}]', r"'#123456\n'", "is not '#rrggbb'"),
+    ("nested-100000", "[" * 100_000 + "]" * 100_000, "nested too deeply", POINT_FORM),
+    ("long-string-point", '["%s"]' % ("x" * 100_000), "point 0", POINT_FORM),
+]
+
+
+@pytest.mark.parametrize("case, text, wrong, form", HOSTILE_JSON, ids=[c[0] for c in HOSTILE_JSON])
+def test_hostile_json_is_a_short_value_error_naming_the_file(tmp_path, case, text, wrong, form):
+    f = tmp_path / "bad.json"
+    f.write_text(text)
+    with pytest.raises(HintFileError) as exc:
+        read_hints(f, (40, 20))
+    message = str(exc.value)
+    assert message.startswith(f"hint file {f}")
+    assert wrong in message and form in message, message
+    assert len(message) < 300 + len(str(f))
+
+
+def test_oversized_json_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from pipeline.colorist import hint_files
+
+    monkeypatch.setattr(hint_files, "MAX_JSON_BYTES", 1000)
+    f = write_json(tmp_path / "big.json", [{"x": 1, "y": 2, "color": "#123456"}] * 100)
+    with pytest.raises(HintFileError, match="at most 1000") as exc:
+        read_hints(f, (40, 20))
+    assert str(f) in str(exc.value)
+
+
+def test_huge_integers_from_an_upload_are_outside_the_page():
+    """The web UI parses the JSON itself: a 400-digit integer reaches `hints_from_points`."""
+    with pytest.raises(HintFileError, match="outside the 40x20 page") as exc:
+        hints_from_points([{"x": 10 ** 400, "y": 2, "color": "#123456"}], (40, 20), "the hints")
+    assert "digits" in str(exc.value) and len(str(exc.value)) < 200
 
 
 def test_not_json_and_missing_files_are_refused(tmp_path):
@@ -83,6 +133,9 @@ def test_png_that_does_not_fit_the_page_is_refused(tmp_path):
 def test_parse_color_short_and_long():
     assert parse_color("#abc", "x") == (0xAA, 0xBB, 0xCC)
     assert parse_color("#A0b1C2", "x") == (0xA0, 0xB1, 0xC2)
+    for bad in ("#fff\n", "#abcdef\n", " #abc", "#abcd", "abc", "#ａｂｃ"):
+        with pytest.raises(HintFileError, match="x: color"):
+            parse_color(bad, "x")
 
 
 def test_resizing_hints_never_loses_a_dot():

@@ -9,26 +9,20 @@ import zlib
 
 import numpy as np
 import pytest
-import torch
+from helpers import publish_tiny_colorizer
 from PIL import Image
 
 from pipeline.colorist.serve import ServeSettings, create_app
-from pipeline.config import ColorizerConfig
-from pipeline.models.colorizer import publish_colorizer
-from pipeline.training.colorizer_step import build_colorizer
 
 starlette = pytest.importorskip("starlette.testclient", reason="starlette is a main dependency; install the project")
 
 A, B = "a" * 32, "b" * 32
+LOCAL = "http://127.0.0.1:8765"
 
 
 @pytest.fixture(scope="module")
 def colorizer(tmp_path_factory):
-    path = tmp_path_factory.mktemp("serve-model") / "color.pt"
-    torch.manual_seed(0)
-    cfg = ColorizerConfig(width=4, mults=[1, 2], n_attention=1, groups=2, disc_width=4, hints_max=8)
-    publish_colorizer(build_colorizer(cfg)[0], path, image_size=32, steps=0, variant="scangen")
-    return path
+    return publish_tiny_colorizer(tmp_path_factory.mktemp("serve-model") / "color.pt")
 
 
 def boxes_page() -> bytes:
@@ -53,7 +47,7 @@ def post(client, session, data: bytes, hints=(), name="page.png"):
 def served(colorizer, tmp_path):
     app = create_app(ServeSettings(colorizer, None, "cpu", max_bytes=200_000, max_pixels=2_000_000,
                                    root=tmp_path / "serve"))
-    with starlette.TestClient(app) as client:
+    with starlette.TestClient(app, base_url=LOCAL) as client:  # a localhost Host header: see test_serve_faults
         yield client, tmp_path / "serve"
     assert not (tmp_path / "serve").exists()  # the server stopped: every upload is gone
 
@@ -153,8 +147,11 @@ def test_tabs_are_isolated_and_ending_a_session_removes_its_files(served):
 
 
 def test_idle_sessions_expire(colorizer, tmp_path):
-    app = create_app(ServeSettings(colorizer, None, "cpu", session_ttl_s=0.0, root=tmp_path / "s"))
-    with starlette.TestClient(app) as client:
+    now = [0.0]
+    app = create_app(ServeSettings(colorizer, None, "cpu", session_ttl_s=60.0, root=tmp_path / "s",
+                                   clock=lambda: now[0]))
+    with starlette.TestClient(app, base_url=LOCAL) as client:
         post(client, A, boxes_page())
+        now[0] += 61
         post(client, B, boxes_page())  # A has been idle longer than the TTL
         assert not (tmp_path / "s" / A).exists() and (tmp_path / "s" / B).exists()

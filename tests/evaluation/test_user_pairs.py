@@ -125,3 +125,94 @@ def test_bad_pair_folders(exported, tmp_path, layout, message):
         Image.new("RGB", (8, 8)).save(folder / "color" / "y.png")
     res = run(folder, models, tmp_path / "e.json")
     assert res.exit_code == 2 and message in res.output and not (tmp_path / "e.json").exists()
+
+
+# --- a pair too small, an unreadable file, an unwritable --json (reliability fixes) ---------
+
+
+def _mixed_with(pairs, ids, tmp_path):
+    """One good pair `a` in a fresh folder, to add a bad one to."""
+    folder = tmp_path / "pairs"
+    for side, ext in (("scan", "png"), ("color", "jpg")):
+        (folder / side).mkdir(parents=True)
+        (folder / side / f"a.{ext}").write_bytes((pairs / side / f"{ids[0]}.{ext}").read_bytes())
+    return folder
+
+
+def test_a_pair_too_small_for_the_ssim_window_is_named_and_skipped(exported, tmp_path):
+    pairs, models, ids = exported
+    folder = _mixed_with(pairs, ids, tmp_path)
+    Image.new("L", (5, 5), 255).save(folder / "scan" / "tiny.png")
+    Image.new("RGB", (5, 5), (200, 40, 40)).save(folder / "color" / "tiny.png")
+    res = run(folder, models, tmp_path / "e.json")
+    assert res.exit_code == 0, res.output
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["pairs"] == 1
+    tiny = folder / "scan" / "tiny.png"
+    assert result["skipped"] == [f"{tiny}: 5x5 is smaller than the 11-px SSIM window; pair skipped"]
+    assert "1 pairs (1 files skipped)" in res.output
+
+
+def test_an_unreadable_file_is_named_and_skipped(exported, tmp_path, monkeypatch):
+    """As root a file without read permission is still readable: the kernel's answer is
+    simulated there (reading it raises PermissionError)."""
+    import os
+
+    pairs, models, ids = exported
+    folder = _mixed_with(pairs, ids, tmp_path)
+    locked = folder / "color" / "locked.jpg"
+    locked.write_bytes((pairs / "color" / f"{ids[1]}.jpg").read_bytes())
+    (folder / "scan" / "locked.png").write_bytes((pairs / "scan" / f"{ids[1]}.png").read_bytes())
+    locked.chmod(0)
+    if os.access(locked, os.R_OK):  # root
+        from pathlib import Path
+
+        real = Path.read_bytes
+
+        def read_bytes(self):
+            if self == locked:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self)
+
+        monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    res = run(folder, models, tmp_path / "e.json")
+    locked.chmod(0o644)
+    assert res.exit_code == 0, res.output
+    assert "Traceback" not in res.output and res.exception is None or isinstance(res.exception, SystemExit)
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["pairs"] == 1 and result["skipped"] == [f"{locked}: unreadable: Permission denied"]
+    assert f"{locked}: unreadable" in res.output and "1 pairs (1 files skipped)" in res.output
+
+
+def test_an_unwritable_json_path_is_refused_before_the_work(exported, tmp_path, monkeypatch):
+    from pipeline.evaluation import user_pairs
+
+    pairs, models, _ = exported
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a file")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("evaluated although the JSON cannot be written")
+
+    with monkeypatch.context() as m:
+        m.setattr(user_pairs, "evaluate_pairs", no_work)
+        res = run(pairs, models, notes / "e.json")
+    assert res.exit_code == 2 and f"--json {notes / 'e.json'}: {notes} is not a folder" in res.output
+    assert notes.read_text() == "a file"
+
+
+def test_a_json_write_that_fails_after_the_work_keeps_the_table(exported, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import pipeline.files
+
+    def disk_full(path, obj):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    pairs, models, _ = exported
+    monkeypatch.setattr(pipeline.files, "write_json", disk_full)
+    res = run(pairs, models, tmp_path / "e.json")
+    assert res.exit_code == 1 and not isinstance(res.exception, OSError), res.output
+    assert "3 pairs (0 files skipped)" in res.output and "colorized_delta_e" in res.output  # the table
+    assert f"--json {tmp_path / 'e.json'}: No space left on device" in res.output
