@@ -32,3 +32,22 @@ def test_mean_std_and_verdicts():
     assert cmp_psnr["every_seed"] and cmp_psnr["std"] == 0.0 and cmp_psnr["margin_over_2std"]
     text = markdown(table)
     assert "| colorizer ΔE: method < greyscale-trained | +1.000, +0.900, -0.100 |" in text
+
+
+def test_where_keeps_the_runs_of_one_arm():
+    """Two arms of an experiment over seeds in one `dvc exp show`: --where picks one."""
+    def arm(seed, de, composite):
+        e = entry(seed, de, 11.0)
+        if composite is not None:
+            e["data"]["params"]["params.yaml"]["data"]["colorizer"] = {"composite_l1": composite}
+        return e
+
+    show = [{"rev": "workspace", **arm(0, 10.0, False), "experiments": None},
+            {"rev": "abc", **arm(0, 10.0, False),
+             "experiments": [{"revs": [arm(0, 9.0, True)]}, {"revs": [arm(1, 9.1, True)]},
+                             {"revs": [arm(1, 10.1, False)]}, {"revs": [arm(2, 10.3, None)]}]}]
+    on = runs_by_seed(show, {"colorizer.composite_l1": "true"})
+    off = runs_by_seed(show, {"colorizer.composite_l1": "false"})
+    assert {s: r["scangen"]["true_scan"]["delta_e"] for s, r in on.items()} == {0: 9.0, 1: 9.1}
+    assert {s: r["scangen"]["true_scan"]["delta_e"] for s, r in off.items()} == {0: 10.0, 1: 10.1}  # seed 2 lacks it
+    assert len(runs_by_seed(show)) == 3

@@ -64,8 +64,10 @@ def _get(d: dict, path: tuple[str, ...]):
     return d
 
 
-def runs_by_seed(exp_show: list[dict]) -> dict[int, dict]:
-    """seed -> the evaluation of one run (the workspace first, then finished experiments)."""
+def runs_by_seed(exp_show: list[dict], where: dict[str, str] | None = None) -> dict[int, dict]:
+    """seed -> the evaluation of one run (the workspace first, then finished experiments);
+    `where`: only runs whose params have these values (dotted key -> value as written on
+    the command line, `colorizer.composite_l1` -> `true`; a key a run lacks never matches)."""
     out: dict[int, dict] = {}
     entries = []
     for commit in exp_show:
@@ -78,10 +80,20 @@ def runs_by_seed(exp_show: list[dict]) -> dict[int, dict]:
         data = entry.get("data") or {}
         params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
         ev = (data.get("metrics") or {}).get("metrics/evaluate.json", {}).get("data", {}).get("eval")
-        if ev is None or "seed" not in params:
+        if ev is None or "seed" not in params or not _matches(params, where or {}):
             continue
         out.setdefault(int(params["seed"]), ev)
     return out
+
+
+def _matches(params: dict, where: dict[str, str]) -> bool:
+    for key, wanted in where.items():
+        value = _get(params, tuple(key.split(".")))
+        if value is None:
+            return False
+        if (json.dumps(value) if isinstance(value, bool) else str(value)) != wanted:
+            return False
+    return True
 
 
 def verdict(margins: list[float]) -> dict:
@@ -131,7 +143,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON here")
     ap.add_argument("--exp-show", type=Path, default=None, help="read this `dvc exp show --json` output instead")
+    ap.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                    help="only runs with this param value, e.g. colorizer.composite_l1=true (repeatable)")
     args = ap.parse_args()
+    where = {}
+    for item in args.where:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            sys.exit(f"--where {item!r}: expected KEY=VALUE, e.g. colorizer.composite_l1=true")
+        where[key] = value
     if args.exp_show:
         data = json.loads(args.exp_show.read_text())
     else:
@@ -139,9 +159,10 @@ def main() -> None:
         if proc.returncode:
             sys.exit(f"dvc exp show failed: {proc.stderr.strip()}")
         data = json.loads(proc.stdout)
-    runs = runs_by_seed(data)
+    runs = runs_by_seed(data, where)
     if len(runs) < 2:
-        sys.exit(f"found {len(runs)} seed(s) with evaluation metrics; run more seeds (see --help)")
+        sys.exit(f"found {len(runs)} seed(s) with evaluation metrics{' matching --where' if where else ''}; "
+                 "run more seeds (see --help)")
     table = seed_table(runs)
     print(markdown(table))
     if args.json:

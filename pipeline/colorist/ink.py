@@ -182,6 +182,21 @@ def page_layers(color: np.ndarray, scan: np.ndarray, sep: Separation | None = No
                       shading=shading, shading_mask=toned, colors=colors)
 
 
+def composite_factor(scan: np.ndarray, sep: Separation | None = None) -> np.ndarray:
+    """float32 (H, W): what `compose_page` multiplies a clearly colored layer by, pixel by
+    pixel: the scan's ink (strokes, and the paper's grey) / 255, the descreened shading on
+    tone; 1 on black fills, which are given a shade of the layer's color instead. The
+    colorizer's training composes its output with it, so it learns the colors that compose
+    into the page, not colors that the ink and tone darken a second time."""
+    scan = np.asarray(scan, np.uint8)
+    sep = sep if sep is not None else separate(scan)
+    factor = scan.astype(np.float32) / 255
+    toned = sep.tone & ~sep.line
+    factor[toned] = sep.shading[toned]
+    factor[sep.fill] = 1.0
+    return factor
+
+
 def _chroma(rgb: np.ndarray) -> np.ndarray:
     """CIELAB chroma of RGB (N, 3) values in 0..255."""
     from skimage.color import rgb2lab

@@ -126,7 +126,11 @@ def colorizer_step(state: TrainState, cfg: ColorizerConfig, rt: Runtime) -> dict
         else:
             pred_fake = d(d_input(fake))
         loss_adv = g_adv_loss(cfg.gan_loss, pred_fake)
-        loss_l1 = F.l1_loss(fake.float(), color.float())
+        if cfg.composite_l1:  # the page as composed against the target: in [0, 1], back to [-1, 1]
+            factor = composite_factors(scan).to(fake.device, fake.dtype)
+            loss_l1 = F.l1_loss(((fake.float() + 1) * factor - 1), color.float())
+        else:
+            loss_l1 = F.l1_loss(fake.float(), color.float())
         loss_g = loss_adv + cfg.lambda_l1 * loss_l1 + cfg.lambda_fm * losses.get("loss/FM", 0.0)
     loss_g.backward()
     allreduce_gradients(list(g.parameters()), rt)
@@ -134,6 +138,15 @@ def colorizer_step(state: TrainState, cfg: ColorizerConfig, rt: Runtime) -> dict
     d.requires_grad_(True)
     return {"loss/G_adv": loss_adv.item(), "loss/L1": loss_l1.item(), "loss/D": loss_d.item(),
             **{k: v.item() for k, v in losses.items()}, "size": float(size)}
+
+
+def composite_factors(scan: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) scans in [-1, 1] -> (B, 1, H, W) float32 on the CPU: each scan's
+    `composite_factor`, what the page's composition multiplies the colors by."""
+    from pipeline.colorist.ink import composite_factor
+
+    u8 = _as_u8(scan)[..., 0]  # (B, H, W)
+    return torch.from_numpy(np.stack([composite_factor(s) for s in u8]))[:, None]
 
 
 def _as_u8(x: torch.Tensor) -> np.ndarray:

@@ -4,6 +4,7 @@ pairs (the thesis test's baseline) and publish it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,10 @@ def train_colorizer(params: Params, variant: str, prepared: Path, pairs: Path | 
                     live_dir: Path, checkpoint_dir: Path) -> dict | None:
     """Train (resuming when possible) and publish one variant. Returns the metrics (None on ranks other than the main one)."""
     cfg = params.colorizer
+    if variant == "greyscale":
+        # its inputs are greyscale copies of the colors, whose grey is the color's own
+        # lightness, not ink: composed with them, it would learn color / lightness
+        cfg = replace(cfg, composite_l1=False)
 
     def plan_for(rt: Runtime) -> GanStagePlan:
         scans, colors = training_pairs(variant, prepared, pairs)

@@ -9,6 +9,7 @@ from skimage.color import rgb2lab
 from pipeline.colorist.ink import (
     FILL_LIGHTNESS,
     compose_page,
+    composite_factor,
     dark_shade,
     ink_multiply,
     separate,
@@ -60,6 +61,23 @@ def test_compose_keeps_strokes_shades_fills_and_descreens_tone():
     assert np.array_equal(grey[80:140], ink_multiply(np.full_like(layer, 200), p)[80:140])  # the dots stay
     with pytest.raises(ValueError, match="tone 'halftone': allowed values are descreen, keep"):
         compose_page(layer, p, sep, tone="halftone")
+
+
+def test_composite_factor_is_what_compose_multiplies_a_colored_layer_by():
+    """The colorizer's training composes its output with composite_factor: for a clearly
+    colored layer it must be compose_page's own multiplication, strokes, paper and tone
+    alike, and 1 on the fills (which take a shade of the color instead)."""
+    p = drawn_page()
+    p[140:150, 120:180] = 180  # a grey wash on the paper: multiplied as it is
+    sep = separate(p)
+    layer = np.full((*p.shape, 3), BLUE, np.uint8)
+    factor = composite_factor(p, sep)
+    out = compose_page(layer, p, sep).astype(float)
+    predicted = layer * factor[..., None]
+    assert np.abs(out - predicted)[~sep.fill].max() <= 1.0
+    assert (factor[sep.fill] == 1).all() and factor[:, 100:102].max() == 0 and factor[5, 5] == 1
+    assert np.allclose(factor[140:150, 120:180], 180 / 255) and 0.6 < factor[100:120, 30:70].mean() < 0.9
+    assert np.array_equal(factor, composite_factor(p))  # separates the page itself when not given
 
 
 def test_dark_shade_keeps_hue_at_fill_lightness():

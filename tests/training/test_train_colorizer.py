@@ -97,6 +97,29 @@ def test_gan_balance_options_train(variant):
                 assert torch.linalg.matrix_norm(w, ord=2) == pytest.approx(1.0, abs=0.15)
 
 
+@pytest.mark.slow
+def test_composite_l1_learns_the_colors_that_compose_into_the_target():
+    """With composite_l1 the L1 is taken on the output multiplied by the scan's composite
+    factor: under a scan of grey 128 the model paints about twice as light as the target, so
+    that the composed page matches it; with the bare L1 it paints the target itself."""
+    from pipeline.training.colorizer_step import composite_factors
+
+    colors = (smooth(2, 3, size=32).astype(np.float32) * 0.4).astype(np.uint8)  # dark targets, 0..102
+    scans = np.full((2, 32, 32, 1), 128, np.uint8)
+    scan = torch.from_numpy(scans).permute(0, 3, 1, 2).float() / 127.5 - 1
+    assert torch.allclose(composite_factors(scan), torch.full((2, 1, 32, 32), 128 / 255))
+    painted = {}
+    for composite in (True, False):
+        cfg = replace(TINY, composite_l1=composite, lambda_l1=100.0)
+        state = make_state(cfg, 5e-3, CPU, scans, colors, seed=0)
+        for _ in range(60):
+            colorizer_step(state, cfg, CPU)
+        with torch.no_grad():
+            painted[composite] = (state.models["G"](scan).mean().item() + 1) * 127.5  # the bare layer, 0..255
+    assert painted[True] == pytest.approx(colors.mean() * 255 / 128, rel=0.15)
+    assert painted[False] == pytest.approx(colors.mean(), rel=0.15)
+
+
 def test_hinge_and_lsgan_losses():
     from pipeline.training.losses import d_loss, g_adv_loss
 
