@@ -337,8 +337,9 @@ class ColorizerConfig(TrainingLoopConfig):
     lambda_l1: float = 100.0
     lambda_fm: float = 10.0  # weight of pix2pixHD feature matching on D's activations (0: off)
     # L1 on the page as composed (`colorist.ink.composite_factor`: the scan's ink and its
-    # descreened tone multiplied over the output), not on the bare color layer
-    composite_l1: bool = False
+    # descreened tone multiplied over the output), not on the bare color layer (the method's
+    # colorizer only: the greyscale baseline's inputs carry no ink)
+    composite_l1: bool = True
     g_lr_mult: float = 1.0  # generator lr = lr * g_lr_mult
     d_lr_mult: float = 1.0  # discriminator lr = lr * d_lr_mult
     # progressive resolution: train at these sizes in equal shares of the steps (the last

@@ -17,7 +17,12 @@ from pipeline.evaluation.grids import image_grid, sample_crop
 from pipeline.models.colorizer import publish_colorizer
 from pipeline.pixels import greyscale_u8
 from pipeline.runtime import Runtime
-from pipeline.training.colorizer_step import VARIANTS, colorizer_step, describe, make_state
+from pipeline.training.colorizer_step import (
+    VARIANTS,
+    colorizer_step,
+    describe,
+    make_state,
+)
 from pipeline.training.gan_stage import GanStagePlan, run_gan_stage
 from pipeline.training.state import TrainState
 
