@@ -155,7 +155,7 @@ def main() -> None:
     if args.exp_show:
         data = json.loads(args.exp_show.read_text())
     else:
-        proc = subprocess.run(["dvc", "exp", "show", "--json"], cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run(["dvc", "exp", "show", "--json"], cwd=ROOT, capture_output=True, text=True, check=False)
         if proc.returncode:
             sys.exit(f"dvc exp show failed: {proc.stderr.strip()}")
         data = json.loads(proc.stdout)

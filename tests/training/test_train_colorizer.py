@@ -15,7 +15,8 @@ from pipeline.training.samplers import PairSampler
 
 CPU = Runtime(device=torch.device("cpu"))
 TINY = ColorizerConfig(steps=40, batch_size=2, crop=0, hints_max=0, width=4, mults=[1, 2], n_attention=1, groups=2, disc_width=4,
-                       flip=False, rotate_deg=0.0, shift=0.0)
+                       flip=False, rotate_deg=0.0, shift=0.0,
+                       composite_l1=False)  # greyscale scans: their grey is no ink (the composite's own test is below)
 
 
 def test_pair_sampler_keeps_pairs_together():
