@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from seed_table import markdown, runs_by_seed, seed_table  # noqa: E402
+from seed_table import markdown, runs_by_seed, seed_table
 
 
 def entry(seed: int, de_method: float, de_grey: float) -> dict:

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from pipeline.colorist.ink import compose
+from pipeline.colorist.psd import PsdTooLarge
 from pipeline.colorist.page import (
     colorize_layers,
     colorize_layers_batch,
@@ -307,7 +308,7 @@ def _write_outputs(results: list[FileResult], suffix: str, convert, max_pixels: 
             if write_extra is not None and extra is not None:
                 try:
                     write_extra(res.output, extra)
-                except ValueError as exc:  # e.g. a page too large for a PSD: the PNG stands
+                except PsdTooLarge as exc:  # the PNG stands; any other failure fails the page
                     res.note = str(exc)
         except DecodeError as exc:
             res.output, res.error = None, f"{exc.reason}: {exc.detail}"

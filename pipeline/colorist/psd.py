@@ -56,14 +56,18 @@ def flats(colors: np.ndarray, line_art: np.ndarray) -> np.ndarray:
     return out
 
 
+class PsdTooLarge(ValueError):
+    """A page over PSD's size limit: no PSD is written (the PNG beside it stands)."""
+
+
 def write_psd(path: Path, colors: Image.Image, line_art: Image.Image, ink_visible: bool = True,
               tone: str = "descreen") -> None:
     """Write the layered file atomically (ink, fills and tone hidden when the PNG was written
     without them: `--ink none`). A page too large for a PSD raises ValueError naming it and
-    the limit (`psd_too_large`), before any work."""
+    the limit (`psd_too_large`), before any work: PsdTooLarge, a ValueError."""
     too_large = psd_too_large(colors.size)
     if too_large:
-        raise ValueError(f"{Path(path).name} not written: {too_large}")
+        raise PsdTooLarge(f"{Path(path).name} not written: {too_large}")
     from psd_tools import PSDImage
     from psd_tools.api.layers import PixelLayer
     from psd_tools.constants import BlendMode
