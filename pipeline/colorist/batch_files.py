@@ -22,13 +22,13 @@ from pathlib import Path
 import torch
 
 from pipeline.colorist.ink import compose
-from pipeline.colorist.psd import PsdTooLarge
 from pipeline.colorist.page import (
     colorize_layers,
     colorize_layers_batch,
     load_networks,
     scan_image,
 )
+from pipeline.colorist.psd import PsdTooLarge
 from pipeline.digests import file_stamp
 from pipeline.files import (
     atomic_path,
