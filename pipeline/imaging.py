@@ -216,6 +216,33 @@ def prepare_image(
     return np.array(img).reshape(size, size, channels)  # a writable copy, not a view
 
 
+def prepare_labels(
+    data: bytes | Path,
+    *,
+    size: int,
+    fit: str,
+    max_pixels: int,
+    name: str = "",
+    fill: int = 0,
+) -> np.ndarray:
+    """A map of codes ('L' PNG, one code per pixel, e.g. materials) -> uint8 (size, size),
+    fitted like `prepare_image` but resized nearest-neighbour (a code is never blended with
+    its neighbour's into a third) and padded with `fill`. Raises DecodeError."""
+    _check_fit(fit)
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    img = _decode(data, "L", max_pixels, False, name, lambda src: None)
+    w, h = img.size
+    if fit == "crop":
+        m = min(w, h)
+        box = ((w - m) / 2, (h - m) / 2, (w + m) / 2, (h + m) / 2)
+        return np.array(img.resize((size, size), Image.Resampling.NEAREST, box=box))
+    tw, th = fitted_size((w, h), size, fit)
+    canvas = Image.new("L", (size, size), fill)
+    canvas.paste(img.resize((tw, th), Image.Resampling.NEAREST), ((size - tw) // 2, (size - th) // 2))
+    return np.array(canvas)
+
+
 # --- decoding ---------------------------------------------------------------------------
 
 

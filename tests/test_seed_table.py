@@ -51,3 +51,19 @@ def test_where_keeps_the_runs_of_one_arm():
     assert {s: r["scangen"]["true_scan"]["delta_e"] for s, r in on.items()} == {0: 9.0, 1: 9.1}
     assert {s: r["scangen"]["true_scan"]["delta_e"] for s, r in off.items()} == {0: 10.0, 1: 10.1}  # seed 2 lacks it
     assert len(runs_by_seed(show)) == 3
+
+
+def test_gap_and_material_rows_when_the_runs_have_them():
+    runs = {}
+    for seed, gap, hair in ((0, 0.2, 18.0), (1, -0.1, 17.0), (2, 0.5, 16.0)):
+        ev = entry(seed, 10.0, 11.0)["data"]["metrics"]["metrics/evaluate.json"]["data"]["eval"]
+        ev["scangen"]["gap_delta_e"] = gap
+        ev["scangen"]["materials"] = {"hair": hair, "skin": 5.0}
+        ev["oracle"] = {"delta_e": 10.2, "materials": {"hair": 19.0}}
+        runs[seed] = ev
+    figures = seed_table(runs)["figures"]
+    assert figures["domain gap ΔE, method"]["per_seed"] == [0.2, -0.1, 0.5]
+    assert figures["ΔE hair, method"]["mean"] == pytest.approx(17.0) and figures["ΔE hair, oracle"]["std"] == 0.0
+    assert "ΔE cloth, method" not in figures and "domain gap ΔE, greyscale-trained" not in figures  # not measured
+    runs[2]["scangen"].pop("gap_delta_e")  # a seed run before the gap was measured: no row, not a wrong mean
+    assert "domain gap ΔE, method" not in seed_table(runs)["figures"]

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+MATERIAL_GROUPS = ("hair", "skin", "cloth", "eyes", "objects", "ground", "backdrop")  # pipeline.data.materials.GROUPS
 
 # (label, path in metrics/evaluate.json's "eval")
 FIGURES = [
@@ -29,12 +30,19 @@ FIGURES = [
     ("scan SSIM, generator", ("scan", "scangen_ssim")), ("scan SSIM, greyscale", ("scan", "greyscale_ssim")),
     ("colorizer ΔE, method", ("scangen", "true_scan", "delta_e")),
     ("colorizer ΔE, greyscale-trained", ("greyscale", "true_scan", "delta_e")),
+    ("colorizer ΔE on generated scans, method", ("scangen", "generated_scan", "delta_e")),
+    # the scan domain gap: ΔE on true scans minus on generated ones (pipeline.evaluation.evaluate)
+    ("domain gap ΔE, method", ("scangen", "gap_delta_e")),
+    ("domain gap ΔE, greyscale-trained", ("greyscale", "gap_delta_e")),
     ("colorizer PSNR, method", ("scangen", "true_scan", "psnr")),
     ("colorizer PSNR, greyscale-trained", ("greyscale", "true_scan", "psnr")),
     ("colorfulness, method", ("scangen", "true_scan", "colorfulness")),
     ("colorfulness, greyscale-trained", ("greyscale", "true_scan", "colorfulness")),
     ("colorfulness, ground truth", ("ground_truth", "colorfulness")),
     ("oracle ΔE (ceiling)", ("oracle", "delta_e")), ("grey fill ΔE (floor)", ("grey_fill", "delta_e")),
+    # ΔE on true scans per group of materials (pipeline.data.materials)
+    *[(f"ΔE {group}, {who}", (key, "materials", group)) for group in MATERIAL_GROUPS
+      for key, who in (("scangen", "method"), ("greyscale", "greyscale-trained"), ("oracle", "oracle"))],
     # color hints, the method's colorizer (pipeline.evaluation.hint_sweep)
     *[(f"ΔE, {n} hints", ("scangen", "hints", f"n{n}", "delta_e")) for n in (0, 1, 2, 5, 10, 20, 50)],
     *[(f"PSNR, {n} hints", ("scangen", "hints", f"n{n}", "psnr")) for n in (0, 10, 50)],

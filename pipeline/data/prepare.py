@@ -6,6 +6,8 @@ Output folder layout (one DVC out, few files):
                                    color holdout shard (synthetic source only)
   color-holdout-oracle-{k:05d}.npy uint8 (N, S, S, 3): the benchmark's ceiling and floor
   color-holdout-oracle_grey-...    (the synthetic source's oracle*/{id}.png, when present)
+  color-holdout-materials-...      uint8 (N, S, S): each pixel's material code
+                                   (`pipeline.data.materials`; materials/{id}.png)
   index.parquet                    id, domain, split, shard, row
   failures.csv                     id, domain, split, reason, detail: every skipped post
 
@@ -100,6 +102,7 @@ def fingerprint(units: list[Unit], source: SourceConfig, images: ImagesConfig,
     return json_digest({
         "files": [[pid, rel, file_stamp(Path(source.root) / rel)] for pid, rel in sorted((files or {}).items())],
         "images": asdict(images) | {"workers": 0},
+        "layers": TRUTH_LAYERS,  # a scratch folder from before a layer was added is not resumed
         "source": src,
         "units": [[u.name, repr(u.posts), u.with_groundtruth] for u in units],
     })
@@ -187,7 +190,7 @@ def process_unit(ctx: Context, unit: Unit) -> dict:
 
     Runs in a worker process. Returns the unit's summary (also stored in the json).
     """
-    from pipeline.imaging import DecodeError, prepare_image
+    from pipeline.imaging import DecodeError, prepare_image, prepare_labels
 
     work = Path(ctx.work_dir)
     done_marker = work / f"{unit.name}.json"
@@ -197,7 +200,7 @@ def process_unit(ctx: Context, unit: Unit) -> dict:
     size, channels = cfg.size, CHANNELS[unit.domain]
     paths, failed = locate_images(ctx, unit)
     arrays, gts, kept = [], [], []
-    oracles: dict[str, list[np.ndarray]] = {layer: [] for layer in ORACLE_LAYERS}
+    oracles: dict[str, list[np.ndarray]] = {layer: [] for layer in TRUTH_LAYERS}
     failures = [(pid, r, d) for pid, (r, d) in failed.items()]
     for pid, _ext, _url in unit.posts:
         if pid in failed:
@@ -222,9 +225,14 @@ def process_unit(ctx: Context, unit: Unit) -> dict:
                     continue
                 gt = prepare_image(gt_path, size=size, fit=cfg.fit, channels=1,
                                    max_pixels=cfg.max_pixels, name=f"groundtruth {pid}")
-                for layer in ORACLE_LAYERS:  # optional: only a whole shard's worth is kept
+                for layer in TRUTH_LAYERS:  # optional: only a whole shard's worth is kept
                     layer_path = gt_path.parent.parent / layer / f"{pid}.png"
-                    if layer_path.is_file():
+                    if not layer_path.is_file():
+                        continue
+                    if layer in LABEL_LAYERS:
+                        oracles[layer].append(prepare_labels(layer_path, size=size, fit=cfg.fit,
+                                                             max_pixels=cfg.max_pixels, name=f"{layer} {pid}"))
+                    else:
                         oracles[layer].append(prepare_image(layer_path, size=size, fit=cfg.fit, channels=3,
                                                             max_pixels=cfg.max_pixels, name=f"{layer} {pid}"))
         except DecodeError as exc:
@@ -245,7 +253,7 @@ def process_unit(ctx: Context, unit: Unit) -> dict:
     if unit.with_groundtruth:
         gt_empty = np.zeros((0, size, size, 1), dtype=np.uint8)
         _save_npy(work / f"{gt_name(unit.name)}.npy", np.stack(gts) if gts else gt_empty)
-    complete = [layer for layer in ORACLE_LAYERS if kept and len(oracles[layer]) == len(kept)]
+    complete = [layer for layer in TRUTH_LAYERS if kept and len(oracles[layer]) == len(kept)]
     for layer in complete:
         _save_npy(work / f"{gt_name(unit.name, layer)}.npy", np.stack(oracles[layer]))
     summary = {"name": unit.name, "domain": unit.domain, "split": unit.split, "ids": kept,
@@ -254,7 +262,9 @@ def process_unit(ctx: Context, unit: Unit) -> dict:
     return summary
 
 
-ORACLE_LAYERS = ("oracle", "oracle_grey")
+ORACLE_LAYERS = ("oracle", "oracle_grey")  # RGB pictures, resized like the image
+LABEL_LAYERS = ("materials",)  # maps of codes, resized nearest-neighbour
+TRUTH_LAYERS = ORACLE_LAYERS + LABEL_LAYERS
 
 
 def gt_name(unit_name: str, layer: str = "gt") -> str:

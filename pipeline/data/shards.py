@@ -80,6 +80,17 @@ def holdout_oracles(prepared: Path) -> dict[str, np.ndarray]:
     return out
 
 
+def holdout_materials(prepared: Path) -> np.ndarray | None:
+    """uint8 (N, S, S) material codes of the synthetic holdout (`pipeline.data.materials`),
+    row-aligned with the color holdout; None unless every holdout shard has them."""
+    prepared = Path(prepared)
+    n_shards = len(list(prepared.glob("color-holdout-[0-9]*.npy")))
+    files = sorted(prepared.glob("color-holdout-materials-*.npy"))
+    if not files or len(files) != n_shards:
+        return None
+    return np.concatenate([np.load(p) for p in files])
+
+
 def holdout_with_truth(prepared: Path) -> tuple[np.ndarray, np.ndarray | None]:
     color = load_split(prepared, "color", "holdout", mmap=False)
     gt_files = sorted(prepared.glob("color-holdout-gt-*.npy"))

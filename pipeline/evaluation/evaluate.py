@@ -10,6 +10,12 @@ input scan's line pixels that are still dark in the output.
 On real data (no true scans) only the second is possible: colorize(scangen(color)) against
 the color image is the cycle error, with colorfulness and line fidelity beside it.
 
+The scan domain gap of each colorizer is ΔE on true scans minus ΔE on generated ones
+(`gap_delta_e`): what it learned from cues that only generated scans carry. Where the
+holdout knows each pixel's material (`pipeline.data.materials`), ΔE on true scans is also
+reported per group of materials (hair, skin, cloth, eyes, objects, ground, backdrop), for
+the colorizers and the oracle: where a colorizer recognises what it paints.
+
 A colorizer trained with hints is measured with none (the rows above: the automatic
 OnePunchGAN colorizer) and against the number of hints (`pipeline.evaluation.hint_sweep`).
 
@@ -41,10 +47,11 @@ def evaluate(prepared: Path, scan_model: Path, colorizers: dict[str, Path], devi
     the sweep runs the network nine times over the holdout)."""
     from pipeline.batched import generate_scans
     from pipeline.colorist.arrays import colorize_arrays, compose_arrays, stroke_masks
-    from pipeline.data.shards import holdout_oracles, holdout_with_truth
+    from pipeline.data.materials import group_masks
+    from pipeline.data.shards import holdout_materials, holdout_oracles, holdout_with_truth
     from pipeline.evaluation.grids import hint_dots
     from pipeline.evaluation.hint_sweep import bleed, hint_sweep
-    from pipeline.evaluation.metrics import scan_quality
+    from pipeline.evaluation.metrics import delta_e_by_group, scan_quality
     from pipeline.models.colorizer import load_colorizer, takes_hints
     from pipeline.models.scan_generator import load_scan_generator
     from pipeline.runtime import setup_runtime
@@ -58,11 +65,17 @@ def evaluate(prepared: Path, scan_model: Path, colorizers: dict[str, Path], devi
     metrics: dict = {"holdout_images": len(color),
                      "ground_truth": {"colorfulness": round(float(colorfulness(color).mean()), 3)}}
     shown = {"scan_approximation": approx, "ground_truth": color}
+    masks = None  # per-material masks of the holdout (synthetic source only)
     if truth is not None:
         metrics["scan"] = {k: v for k, v in scan_quality(approx, color, truth).items() if k != "images"}
         shown["true_scan"] = truth
+        codes = holdout_materials(prepared)
+        masks = None if codes is None else group_masks(codes)
         for layer, images in holdout_oracles(prepared).items():
-            metrics["oracle" if layer == "oracle" else "grey_fill"] = color_metrics(images, color, truth, truth_strokes)
+            key = "oracle" if layer == "oracle" else "grey_fill"
+            metrics[key] = color_metrics(images, color, truth, truth_strokes)
+            if masks is not None:
+                metrics[key]["materials"] = delta_e_by_group(images, color, masks)
     for name, path in colorizers.items():
         model = load_colorizer(path, rt.device)
         on_approx = colorize_arrays(model, approx, rt, batch)
@@ -73,6 +86,11 @@ def evaluate(prepared: Path, scan_model: Path, colorizers: dict[str, Path], devi
             on_true = compose_arrays(layer, truth)
             metrics[name]["true_scan"] = color_metrics(on_true, color, truth, truth_strokes)
             metrics[name]["color_layer"] = color_metrics(layer, color, truth, truth_strokes)  # before the ink goes over
+            # the scan domain gap: what the colorizer loses on true scans against generated ones
+            metrics[name]["gap_delta_e"] = round(metrics[name]["true_scan"]["delta_e"]
+                                                 - metrics[name]["generated_scan"]["delta_e"], 4)
+            if masks is not None:  # per material, on true scans
+                metrics[name]["materials"] = delta_e_by_group(on_true, color, masks)
             shown[f"colorized_{name}"] = on_true
             if takes_hints(model) and name in hint_sweep_for:
                 rows, by_count = hint_sweep(model, truth, color, rt, batch)

@@ -78,6 +78,20 @@ ACCURATE_DELTA_E = 10.0  # ΔE2000 within which a color reads as the right one a
 CHROMATIC = 10.0  # CIELAB chroma above which a truth pixel counts as colored (not paper, ink or grey)
 
 
+def delta_e_by_group(pred_u8: np.ndarray, target_u8: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, float]:
+    """Mean ΔE2000 over all pixels of each mask (bool (N, H, W), one per group): pixels,
+    not pictures, weigh alike (a sky fills many, an iris few); a group no picture has is
+    left out."""
+    sums = {group: 0.0 for group in masks}
+    counts = {group: 0 for group in masks}
+    for i, (p, t) in enumerate(zip(pred_u8, target_u8)):
+        de = delta_e_map(lab(p), lab(t))
+        for group, mask in masks.items():
+            sums[group] += float(de[mask[i]].sum())
+            counts[group] += int(mask[i].sum())
+    return {group: round(sums[group] / counts[group], 4) for group in masks if counts[group]}
+
+
 def color_accuracy(pred_u8: np.ndarray, target_u8: np.ndarray) -> np.ndarray:
     """Per image: the share of the truth's colored pixels (chroma above CHROMATIC) that the
     colorization paints within ACCURATE_DELTA_E of the truth: hair, eyes, clothes, skies

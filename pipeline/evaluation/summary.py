@@ -4,7 +4,7 @@ table that fits a 100-column terminal (`dvc metrics show` keeps the full record)
 Reads the `evaluate` stage's metrics (`metrics/evaluate.json`): scan extraction against the
 true scans, next to greyscale(color); both colorizers on true scans and on generated scans;
 the benchmark's ceiling and floor (the oracle that paints each region its material's mean
-color, and the same without color); the thesis verdict. Without true scans (real data) the scan rows and the true-scan rows are
+color, and the same without color); the scan domain gap; ΔE per material; the thesis verdict. Without true scans (real data) the scan rows and the true-scan rows are
 absent and the table says so.
 """
 
@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 WIDTH = 100
+MATERIAL_COLUMNS = ("hair", "skin", "cloth", "eyes", "objects", "ground", "backdrop")  # pipeline.data.materials
 _COLOR_COLUMNS = (("psnr", "PSNR dB ↑", ".2f"), ("delta_e", "ΔE2000 ↓", ".2f"), ("ssim", "SSIM ↑", ".3f"),
                   ("colorfulness", "colorful", ".1f"), ("line_fidelity", "lines ↑", ".3f"))
 
@@ -29,6 +30,20 @@ def load_evaluation(path: Path) -> dict:
     if not isinstance(data, dict) or not isinstance(data.get("eval"), dict):
         raise ValueError(f"{path}: no 'eval' section; is this the evaluate stage's metrics file?")
     return data["eval"]
+
+
+def _material_rows(ev: dict) -> list[str]:
+    """ΔE2000 on true scans per group of materials, for the colorizers and the oracle."""
+    rows = [(label, ev[key]["materials"]) for key, label in
+            (("scangen", "generated scans"), ("greyscale", "greyscale(color)"), ("oracle", "oracle (ceiling)"))
+            if isinstance(ev.get(key, {}).get("materials"), dict)]
+    if not rows:
+        return []
+    groups = [g for g in MATERIAL_COLUMNS if any(g in r for _, r in rows)]
+    out = ["", f"{'ΔE2000 ↓ by material, true scans':<37}" + "".join(f"{g:>9}" for g in groups)]
+    for label, r in rows:
+        out.append(f"  {label:<35}" + "".join(f"{r[g]:>9.2f}" if g in r else f"{'':>9}" for g in groups))
+    return out
 
 
 def summary_table(ev: dict) -> str:
@@ -57,6 +72,12 @@ def summary_table(ev: dict) -> str:
             out.append(f"{label:<40}" + "".join(f"{row[k]:>12{fmt}}" for k, _, fmt in _COLOR_COLUMNS))
     if truth is not None:
         out.append(f"{'ground truth':<40}" + " " * 36 + f"{truth:>12.1f}")
+    gaps = [(label, ev[m]["gap_delta_e"]) for m, label in (("scangen", "method"), ("greyscale", "greyscale-trained"))
+            if "gap_delta_e" in ev.get(m, {})]
+    if gaps:
+        out += ["", "scan domain gap, ΔE on true scans − on generated scans (lower: fewer generated-only cues)",
+                "  " + ", ".join(f"{label} {gap:+.2f}" for label, gap in gaps)]
+    out += _material_rows(ev)
     hints = ev.get("scangen", {}).get("hints")
     if hints:
         out += ["", f"{'color hints (generated-scan colorizer)':<40}{'PSNR dB ↑':>12}{'ΔE2000 ↓':>12}"

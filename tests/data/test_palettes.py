@@ -17,7 +17,13 @@ from pipeline.data.synthetic.palettes import (
     oracle_fill,
     random_look,
 )
-from pipeline.data.synthetic.scene_images import render_color, render_oracle, render_scan, xy_points
+from pipeline.data.synthetic.scene_images import (
+    render_color,
+    render_materials,
+    render_oracle,
+    render_scan,
+    xy_points,
+)
 from pipeline.data.synthetic.scenes import make_scene
 
 
@@ -112,6 +118,32 @@ def test_the_oracle_is_flat_material_means_with_the_scan_multiplied_over():
     assert lightness(hair_black) < 30
     with pytest.raises(KeyError):
         oracle_fill("hair", "sparkles")
+
+
+def test_the_material_map_holds_each_regions_material_where_the_scan_draws_it(tmp_path):
+    from pipeline.data.materials import CODE, MATERIALS, group_masks
+    from pipeline.imaging import prepare_labels
+
+    scene = make_scene(np.random.default_rng(5), 120, 160, make_cast(2, 4))
+    codes = np.asarray(render_materials(scene))
+    assert codes.shape == (160, 120) and set(np.unique(codes)) <= set(range(len(MATERIALS)))
+    drawn = {CODE[r.material] for r in scene.regions}
+    assert set(np.unique(codes)) - {CODE["backdrop"]} <= drawn and CODE["skin"] in set(np.unique(codes))
+    # the last region drawn is on top: its inside holds its code
+    top = scene.regions[-1]
+    mask = Image.new("L", (120, 160), 0)
+    ImageDraw.Draw(mask).polygon(xy_points(top.outline), fill=1)
+    assert (codes[np.asarray(mask) > 0] == CODE[top.material]).all()
+    # packed at another size the codes stay codes (nearest, padded with "outside")
+    path = tmp_path / "m.png"
+    render_materials(scene).save(path)
+    small = prepare_labels(path, size=64, fit="pad", max_pixels=10**6)
+    assert small.shape == (64, 64) and set(np.unique(small)) <= set(np.unique(codes)) | {CODE["outside"]}
+    assert (small[:, :8] == CODE["outside"]).all()  # the padding left and right of a tall picture
+    masks = group_masks(codes)
+    assert masks["skin"].any() and not (masks["hair"] & masks["skin"]).any()
+    with pytest.raises(ValueError, match="material code 200"):
+        group_masks(np.array([[200]], np.uint8))
 
 
 def test_a_manga_page_of_panels_with_its_truth():

@@ -15,6 +15,7 @@ from pipeline.data.metadata.read import discover_metadata_files
 from pipeline.data.metadata.table import build_metadata_table
 from pipeline.data.prepare import prepare_images
 from pipeline.data.select import select_posts
+from pipeline.data.shards import holdout_materials, holdout_with_truth
 from pipeline.data.sources import materialize_source
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +45,7 @@ def data_stages(source: SourceConfig, source_dir: Path, work: Path, images: Imag
 def shard_bytes(folder: Path) -> dict:
     """The training shards, without the synthetic source's ground truth (true scans, oracles)."""
     return {p.name: p.read_bytes() for p in sorted(folder.glob("*.npy"))
-            if not any(f"-{layer}-" in p.name for layer in ("gt", "oracle", "oracle_grey"))}
+            if not any(f"-{layer}-" in p.name for layer in ("gt", "oracle", "oracle_grey", "materials"))}
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,15 @@ def test_synthetic_source_runs_through_the_data_stages(mirror, tmp_path):
     assert stats["failed"] >= 1 and any(k.startswith("failed_") for k in stats)
     assert counts["rejected_rating"] > 0 and counts["rejected_no_domain"] > 0
     assert list(out.glob("color-holdout-gt-*.npy")) or "color_holdout" not in stats
+    codes = holdout_materials(out)
+    if "color_holdout" in stats:  # each pixel's material, row-aligned with the holdout
+        from pipeline.data.materials import CODE
+
+        color, truth = holdout_with_truth(out)
+        assert codes is not None and codes.shape == color.shape[:3]
+        assert (color[codes == CODE["outside"]] >= 240).mean() > 0.9  # the white padding (a small JPEG's edges blur)
+        drawn = codes > CODE["backdrop"]  # the scene's regions: inked and toned; the backdrop is paper
+        assert drawn.any() and truth[..., 0][drawn].mean() < truth[..., 0][codes == CODE["backdrop"]].mean() - 20
 
 
 def test_local_mirror_equals_synthetic(mirror, tmp_path):

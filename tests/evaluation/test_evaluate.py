@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.colorist.arrays import colorize_arrays
 from pipeline.config import ColorizerConfig
+from pipeline.data.materials import CODE
 from pipeline.evaluation.evaluate import evaluate
 from pipeline.evaluation.grids import evaluation_grid
-from pipeline.evaluation.metrics import colorfulness, delta_e, line_fidelity
+from pipeline.evaluation.metrics import colorfulness, delta_e, delta_e_by_group, line_fidelity
 from pipeline.models.colorizer import load_colorizer, publish_colorizer
 from pipeline.pixels import greyscale_u8
 from pipeline.runtime import Runtime
@@ -43,6 +44,13 @@ def test_metric_functions():
     lost = np.full((1, 8, 8, 3), 200, np.uint8)
     assert line_fidelity(scan, kept)[0] == 1.0 and line_fidelity(scan, lost)[0] == 0.0
     assert line_fidelity(scan, lighter)[0] == 0.5
+    # ΔE per group: over the group's pixels only, pixels weighing alike; absent groups left out
+    masks = {"left": np.zeros((2, 8, 8), bool), "none": np.zeros((2, 8, 8), bool)}
+    masks["left"][0, :, :4] = True
+    assert delta_e_by_group(vivid, vivid, masks) == {"left": 0.0}
+    off = vivid.copy()
+    off[0, :, :4] = grey[0, :, :4]
+    assert delta_e_by_group(off, vivid, masks)["left"] > 10 and delta_e(off, vivid)[1] == 0
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +79,10 @@ def test_evaluate_produces_both_metric_sets_and_the_thesis_verdict(models, tmp_p
     colors = smooth(5, 3, seed=4)
     np.save(prepared / "color-holdout-00000.npy", colors)
     np.save(prepared / "color-holdout-gt-00000.npy", greyscale_u8(colors))
+    codes = np.full(colors.shape[:3], CODE["backdrop"], np.uint8)
+    codes[:, :10] = CODE["hair"]
+    codes[:, 10:20] = CODE["accent"]  # counted with cloth
+    np.save(prepared / "color-holdout-materials-00000.npy", codes)
     metrics, shown = evaluate(prepared, models / "scan.pt",
                               {"scangen": models / "scangen.pt", "greyscale": models / "greyscale.pt"}, "cpu")
     for variant in ("scangen", "greyscale"):
@@ -78,6 +90,12 @@ def test_evaluate_produces_both_metric_sets_and_the_thesis_verdict(models, tmp_p
             m = metrics[variant][which]
             assert set(m) == {"psnr", "ssim", "delta_e", "colorfulness", "line_fidelity"}
             assert all(np.isfinite(v) for v in m.values())
+        v = metrics[variant]
+        assert v["gap_delta_e"] == pytest.approx(v["true_scan"]["delta_e"] - v["generated_scan"]["delta_e"], abs=2e-4)
+        assert set(v["materials"]) == {"hair", "cloth", "backdrop"}  # the groups the holdout has
+        # the groups' pixel-weighted ΔE average back to the whole pictures' (no padding here)
+        whole = (10 * v["materials"]["hair"] + 10 * v["materials"]["cloth"] + 12 * v["materials"]["backdrop"]) / 32
+        assert whole == pytest.approx(v["true_scan"]["delta_e"], abs=1e-3)
     assert isinstance(metrics["thesis"]["generated_scans_win"], bool)
     assert metrics["scan"]["greyscale_ssim"] > 0.99  # the test's truth is the greyscale itself
     grid = evaluation_grid(shown)

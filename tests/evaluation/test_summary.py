@@ -54,6 +54,31 @@ def test_a_losing_thesis_and_the_hint_rows_fit_too():
     assert "0.96" in rows[2] and "moves ΔE 36.4, ends ΔE 1.70 from it; the next region 4.14" in text
 
 
+def test_the_domain_gap_and_the_material_rows():
+    ev = evaluation(True)
+    assert "domain gap" not in summary_table(ev) and "by material" not in summary_table(ev)  # older metrics
+    ev["scangen"]["gap_delta_e"], ev["greyscale"]["gap_delta_e"] = 0.2137, -0.0712
+    ev["scangen"]["materials"] = {"hair": 17.514, "skin": 6.2, "backdrop": 4.1}
+    ev["oracle"]["materials"] = {"hair": 19.02, "skin": 3.33, "objects": 12.5, "backdrop": 5.0}
+    text = summary_table(ev)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "method +0.21, greyscale-trained -0.07" in text
+    lines = text.splitlines()
+    header = next(line for line in lines if "by material" in line)
+    assert header.split()[-4:] == ["hair", "skin", "objects", "backdrop"]  # the groups present, in order
+    method = next(line for line in lines if line.strip().startswith("generated scans") and "17.51" in line)
+    oracle = next(line for line in lines if line.strip().startswith("oracle (ceiling)"))
+    assert method.split()[-3:] == ["17.51", "6.20", "4.10"]  # no objects figure: a blank column
+
+    def right_edge(line, text):
+        return line.index(text) + len(text)
+
+    # right-aligned: a figure ends where its group's name does
+    assert right_edge(method, "17.51") == right_edge(header, "hair")
+    assert right_edge(oracle, "12.50") == right_edge(header, "objects")
+    assert right_edge(method, "4.10") == right_edge(oracle, "5.00") == right_edge(header, "backdrop")
+
+
 def test_real_data_without_true_scans():
     text = summary_table(evaluation(False))
     assert "scan extraction" not in text and "No true scans" in text and "17.83" in text

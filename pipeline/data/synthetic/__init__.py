@@ -16,6 +16,8 @@ layout, so every stage runs offline and quality can be *measured*:
                                          its material's mean color at its ink level, the
                                          scan multiplied over (`render_oracle`)
     root/oracle_grey/{id}.png            the same with no color: the floor
+    root/materials/{id}.png              each pixel's material code ('L',
+                                         `pipeline.data.materials`): per-material ΔE
 
 Drawings come from one vector scene generator (`make_scene`: characters and props made of
 blobs, ellipses and smoothed polygons with interior detail strokes) rendered two ways:

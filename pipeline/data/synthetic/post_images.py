@@ -24,12 +24,20 @@ from pipeline.data.synthetic.distractors import (
 )
 from pipeline.data.synthetic.palettes import make_cast
 from pipeline.data.synthetic.posts import PostPlan, seed_entropy
-from pipeline.data.synthetic.scene_images import pad_to_square, render_color, render_oracle, render_scan
+from pipeline.data.materials import CODE
+from pipeline.data.synthetic.scene_images import (
+    pad_to_square,
+    render_color,
+    render_materials,
+    render_oracle,
+    render_scan,
+)
 from pipeline.data.synthetic.scenes import Scene, make_scene
 from pipeline.data.workers import process_pool, worker_count
 from pipeline.imaging import shrink_to_fit
 
 JPEG_QUALITY = 90
+TRUTH_LAYERS = ("oracle", "oracle_grey", "materials")  # beside groundtruth/, per color-domain post
 
 
 def render_post(plan: PostPlan, seed: int, canvas: int,
@@ -37,7 +45,8 @@ def render_post(plan: PostPlan, seed: int, canvas: int,
     """(scene, 512px image, ground truth) of one post; the image is None when it has no file.
 
     Ground truth, for color-domain posts only (padded like the image): the true scan
-    ("truth") and the benchmark's ceiling and floor ("oracle", "oracle_grey"). Figures are
+    ("truth"), the benchmark's ceiling and floor ("oracle", "oracle_grey") and each pixel's
+    material code ("materials", padded with the code "outside"). Figures are
     drawn from the series' cast of `cast_size` recurring characters (0: none) or the priors.
     """
     e = seed_entropy(seed)
@@ -56,7 +65,8 @@ def render_post(plan: PostPlan, seed: int, canvas: int,
             scan = render_scan(scene)
             truth = {"truth": pad_to_square(scan, canvas),
                      "oracle": pad_to_square(render_oracle(scene, scan), canvas),
-                     "oracle_grey": pad_to_square(render_oracle(scene, scan, grey=True), canvas)}
+                     "oracle_grey": pad_to_square(render_oracle(scene, scan, grey=True), canvas),
+                     "materials": pad_to_square(render_materials(scene, scan.size), canvas, CODE["outside"])}
     elif plan.look == "comic":
         img = render_comic(extra_rng, size)
     elif plan.look.startswith("4koma"):
@@ -97,7 +107,7 @@ def _write_post(task: tuple[PostPlan, int, int, int, str]) -> dict[str, Any]:
     if truth_layers:
         truth = truth_layers["truth"]
         Path(out_dir, "groundtruth", f"{plan.id}.png").write_bytes(_encode(truth, "PNG"))
-        for layer in ("oracle", "oracle_grey"):
+        for layer in TRUTH_LAYERS:
             Path(out_dir, layer, f"{plan.id}.png").write_bytes(_encode(truth_layers[layer], "PNG"))
         grey = np.asarray(img.convert("L"), dtype=np.int16)
         result["abs_diff"] = int(np.abs(grey - np.asarray(truth, dtype=np.int16)).sum())
@@ -107,7 +117,7 @@ def _write_post(task: tuple[PostPlan, int, int, int, str]) -> dict[str, Any]:
 
 def render_all(plans: list[PostPlan], seed: int, canvas: int, out_dir: Path, workers: int,
                 progress: bool, cast_size: int = 8) -> list[dict[str, Any]]:
-    for folder in ("groundtruth", "oracle", "oracle_grey"):
+    for folder in ("groundtruth", *TRUTH_LAYERS):
         (out_dir / folder).mkdir(parents=True, exist_ok=True)
     tasks = [(p, seed, canvas, cast_size, str(out_dir)) for p in plans]
     n_workers = max(1, min(worker_count(workers), len(tasks)))

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw
 
+from pipeline.data.materials import CODE
 from pipeline.data.synthetic.palettes import GRADIENT_BACKGROUND, SIMPLE_BACKGROUND, jittered, oracle_fill, pick
 from pipeline.data.synthetic.scenes import Scene, Stroke, choose, ellipse
 
@@ -249,10 +250,24 @@ def render_oracle(scene: Scene, scan: Image.Image | None = None, grey: bool = Fa
     return ImageChops.multiply(img, scan.convert("RGB"))
 
 
-def pad_to_square(img: Image.Image, canvas: int) -> Image.Image:
-    """Centre img on a canvas x canvas white square, as the 512px subset pads."""
+def render_materials(scene: Scene, size: tuple[int, int] | None = None) -> Image.Image:
+    """Each pixel's material code ('L', `pipeline.data.materials.CODE`): the regions drawn
+    in the scan's order (a later region covers an earlier one), the backdrop behind them.
+    Drawn without antialiasing, so every pixel holds exactly one code."""
+    size = size or (scene.width, scene.height)
+    k = size[0] / scene.width
+    img = Image.new("L", size, CODE["backdrop"])
+    draw = ImageDraw.Draw(img)
+    for region in scene.regions:
+        draw.polygon(xy_points(region.outline * k), fill=CODE[region.material])
+    return img
+
+
+def pad_to_square(img: Image.Image, canvas: int, fill: int = PAD_GREY) -> Image.Image:
+    """Centre img on a canvas x canvas square of `fill` (white by default, as the 512px
+    subset pads)."""
     assert img.width <= canvas and img.height <= canvas
-    fill = PAD_GREY if img.mode == "L" else (PAD_GREY,) * 3
+    fill = fill if img.mode == "L" else (fill,) * 3
     out = Image.new(img.mode, (canvas, canvas), fill)
     out.paste(img, ((canvas - img.width) // 2, (canvas - img.height) // 2))
     return out
