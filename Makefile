@@ -34,6 +34,7 @@ bench: setup
 		--json benchmarks/results/train-cyclegan-full.json
 	python benchmarks/bench_train.py --model colorizer --params configs/danbooru2020-gpu.yaml \
 		--json benchmarks/results/train-colorizer-full.json
+	python benchmarks/bench_train_matrix.py --sizes 64 --batches 8 --steps 5 --no-end-to-end
 	python benchmarks/bench_colorize.py
 	python benchmarks/bench_page.py
 

@@ -56,30 +56,34 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
+def compile_mode_for(device) -> str:
+    """The torch.compile mode the benchmark times: the GPU configs' on CUDA, inductor's
+    default on CPU (max-autotune's GEMM search does not apply to oneDNN convolutions)."""
+    return "max-autotune-no-cudagraphs" if device.type == "cuda" else "default"
+
+
 def step_runner(model: str, params, size: int, batch: int, rt, compile_models: bool = False):
-    """A closure doing one training step (G and D updates) on random uint8 data."""
+    """A closure doing one training step (G and D updates) on random uint8 data; with
+    `compile_models`, every network compiled as training compiles it (the stage's
+    `compile` param: `pipeline.training.distributed.for_training`)."""
     import numpy as np
 
+    mode = compile_mode_for(rt.device) if compile_models else "none"
     rng = np.random.default_rng(0)
-    color = rng.integers(0, 256, (64, size, size, 3), dtype=np.uint8)
-    scan = rng.integers(0, 256, (64, size, size, 1), dtype=np.uint8)
+    color = rng.integers(0, 256, (max(64, batch), size, size, 3), dtype=np.uint8)
+    scan = rng.integers(0, 256, (max(64, batch), size, size, 1), dtype=np.uint8)
     if model == "cyclegan":
         from pipeline.training import cyclegan_step as scangen
 
-        cfg = replace(params.cyclegan, batch_size=batch)
+        cfg = replace(params.cyclegan, batch_size=batch, crop=0, compile=mode)  # the step at `size` px
         state = scangen.make_state(cfg, 2e-4, rt, color, scan, seed=0)
         step = scangen.cyclegan_step
     else:
         from pipeline.training import colorizer_step as colorization
 
-        cfg = replace(params.colorizer, batch_size=batch, progressive_sizes=[])
+        cfg = replace(params.colorizer, batch_size=batch, crop=0, progressive_sizes=[], compile=mode)
         state = colorization.make_state(cfg, 2e-4, rt, scan, color, seed=0)
         step = colorization.colorizer_step
-    if compile_models:
-        import torch
-
-        # the compiled wrappers share the parameters the optimisers hold
-        state.models = {k: torch.compile(m) for k, m in state.models.items()}
     return lambda: step(state, cfg, rt)
 
 

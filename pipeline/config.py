@@ -256,6 +256,10 @@ class TrainingLoopConfig:
     sample_every: int = 250
     checkpoint_every: int = 100
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # torch.compile every trained network (forward and backward, under DDP's bucketing when
+    # several ranks train): "none" (eager), or a torch.compile mode; the GPU configs use
+    # "max-autotune-no-cudagraphs" (benchmarks/bench_train.py measures the gain)
+    compile: Literal["none", "default", "max-autotune-no-cudagraphs"] = "none"
     eval_batch: int = 64
     # fine-tuning: a published model file (under INIT_MODELS_DIR) whose weights the
     # generator starts from; its architecture must match these params. "": random init.

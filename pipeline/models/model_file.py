@@ -59,7 +59,11 @@ def config_from_dict(cls: type, config: Mapping[str, Any], require_all: bool = F
 
 
 def publish_model(model: nn.Module, path: str | Path, fmt: str, version: int, **facts: Any) -> None:
-    """Write weights + `model.to_config_dict()` + facts atomically."""
+    """Write weights + `model.to_config_dict()` + facts atomically (the bare network's,
+    out of a DDP or `torch.compile` wrapper)."""
+    from pipeline.runtime import unwrap
+
+    model = unwrap(model)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with open_atomic(path) as f:
         torch.save({"format": fmt, "version": version, "config": model.to_config_dict(), "state_dict": state,

@@ -19,9 +19,9 @@ from torch import nn
 from pipeline.config import ColorizerConfig
 from pipeline.models.colorizer import HINT_CHANNELS
 from pipeline.pixels import to_model_input, to_uint8_image
-from pipeline.runtime import Runtime, place_module, unwrap
+from pipeline.runtime import Runtime, unwrap
 from pipeline.training.augment import RandomAffine
-from pipeline.training.distributed import allreduce_gradients, broadcast_parameters
+from pipeline.training.distributed import for_training
 from pipeline.training.hint_sampler import HintSampler
 from pipeline.training.losses import d_loss, feature_matching_loss, g_adv_loss
 from pipeline.training.optim import adam, linear_decay
@@ -53,8 +53,7 @@ def make_state(cfg: ColorizerConfig, lr: float, rt: Runtime, scans: np.ndarray, 
         from pipeline.training.init_from import start_from
 
         start_from(g, cfg.init_from, load_colorizer, "colorizer")
-    g, d = place_module(g, rt), place_module(d, rt)
-    broadcast_parameters([g, d], rt)
+    g, d = for_training(g, rt, cfg.compile), for_training(d, rt, cfg.compile)
     betas = (cfg.beta1, cfg.beta2)
     opt_g = adam(g.parameters(), lr * cfg.g_lr_mult, betas, rt)
     opt_d = adam(d.parameters(), lr * cfg.d_lr_mult, betas, rt)
@@ -109,8 +108,7 @@ def colorizer_step(state: TrainState, cfg: ColorizerConfig, rt: Runtime) -> dict
         b = scan.shape[0]
         pred = d(torch.cat([d_input(color), d_input(fake.detach())]))
         loss_d = d_loss(cfg.gan_loss, pred[:b], pred[b:])
-    loss_d.backward()
-    allreduce_gradients(list(d.parameters()), rt)
+    loss_d.backward()  # DDP: D's gradients averaged over ranks during the backward
     opt_d.step()
 
     # --- generator: fool D and stay close to the target
@@ -123,8 +121,8 @@ def colorizer_step(state: TrainState, cfg: ColorizerConfig, rt: Runtime) -> dict
                 _, real_feats = unwrap(d).forward_with_features(d_input(color))
             pred_fake, fake_feats = unwrap(d).forward_with_features(d_input(fake))
             losses["loss/FM"] = feature_matching_loss(fake_feats, real_feats)
-        else:
-            pred_fake = d(d_input(fake))
+        else:  # D frozen: the bare network (nothing of D's to average)
+            pred_fake = unwrap(d)(d_input(fake))
         loss_adv = g_adv_loss(cfg.gan_loss, pred_fake)
         if cfg.composite_l1:  # the page as composed against the target: in [0, 1], back to [-1, 1]
             factor = composite_factors(scan).to(fake.device, fake.dtype)
@@ -132,8 +130,7 @@ def colorizer_step(state: TrainState, cfg: ColorizerConfig, rt: Runtime) -> dict
         else:
             loss_l1 = F.l1_loss(fake.float(), color.float())
         loss_g = loss_adv + cfg.lambda_l1 * loss_l1 + cfg.lambda_fm * losses.get("loss/FM", 0.0)
-    loss_g.backward()
-    allreduce_gradients(list(g.parameters()), rt)
+    loss_g.backward()  # DDP: G's gradients averaged over ranks during the backward
     opt_g.step()
     d.requires_grad_(True)
     return {"loss/G_adv": loss_adv.item(), "loss/L1": loss_l1.item(), "loss/D": loss_d.item(),

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 
 from pipeline.config import CycleGANConfig
 from pipeline.pixels import to_model_input
-from pipeline.runtime import Runtime, place_module
+from pipeline.runtime import Runtime, unwrap
 from pipeline.training.augment import RandomAffine
-from pipeline.training.distributed import allreduce_gradients, broadcast_parameters
+from pipeline.training.distributed import for_training
 from pipeline.training.image_pool import ImagePool
 from pipeline.training.losses import lsgan_loss
 from pipeline.training.optim import adam, linear_decay
@@ -50,8 +50,7 @@ def make_state(cfg: CycleGANConfig, lr: float, rt: Runtime, color: np.ndarray, s
         from pipeline.training.init_from import start_from
 
         start_from(nets[0], cfg.init_from, load_scan_generator, "cyclegan")
-    nets = [place_module(m, rt) for m in nets]
-    broadcast_parameters(nets, rt)
+    nets = [for_training(m, rt, cfg.compile) for m in nets]
     g_scan, g_color, d_scan, d_color = nets
     betas = (cfg.beta1, cfg.beta2)
     opt_g = adam(list(g_scan.parameters()) + list(g_color.parameters()), lr, betas, rt)
@@ -96,15 +95,15 @@ def cyclegan_step(state: TrainState, cfg: CycleGANConfig, rt: Runtime) -> dict[s
         g_in = [color, fake_color] + ([scan.expand(-1, 3, -1, -1)] if cfg.lambda_identity > 0 else [])
         g_out = g_scan(torch.cat(g_in).contiguous(memory_format=fmt))
         fake_scan, rec_scan = g_out[:b], g_out[b:2 * b]  # G_scan(color), G_scan(G_color(scan))
-        loss_adv = lsgan_loss(d_scan(fake_scan), True) + lsgan_loss(d_color(fake_color), True)
+        # the frozen D's as bare networks: nothing of theirs to average over ranks here
+        loss_adv = lsgan_loss(unwrap(d_scan)(fake_scan), True) + lsgan_loss(unwrap(d_color)(fake_color), True)
         noisy_scan = fake_scan + cfg.cycle_noise * torch.randn_like(fake_scan) if cfg.cycle_noise else fake_scan
         loss_cycle = (F.l1_loss(g_color(noisy_scan).float(), color.float())  # |G_color(G_scan(color) + noise) - color|
                       + F.l1_loss(rec_scan.float(), scan.float()))  # |G_scan(G_color(scan)) - scan|
         loss_idt = F.l1_loss(g_out[2 * b:].float(), scan.float()) \
             if cfg.lambda_identity > 0 else torch.zeros((), device=rt.device)
         loss_g = loss_adv + lam * loss_cycle + lam * cfg.lambda_identity * loss_idt
-    loss_g.backward()
-    allreduce_gradients(list(g_scan.parameters()) + list(g_color.parameters()), rt)
+    loss_g.backward()  # DDP: the generators' gradients averaged over ranks during the backward
     opt_g.step()
     for d in (d_scan, d_color):
         d.requires_grad_(True)
@@ -120,7 +119,6 @@ def cyclegan_step(state: TrainState, cfg: CycleGANConfig, rt: Runtime) -> dict[s
         loss_d_color = 0.5 * (lsgan_loss(pred_c[:b], True) + lsgan_loss(pred_c[b:], False))
         loss_d = loss_d_scan + loss_d_color
     loss_d.backward()
-    allreduce_gradients(list(d_scan.parameters()) + list(d_color.parameters()), rt)
     opt_d.step()
     return {"loss/G_adv": loss_adv.item(), "loss/cycle": loss_cycle.item(), "loss/identity": loss_idt.item(),
             "loss/D_scan": loss_d_scan.item(), "loss/D_color": loss_d_color.item()}

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.runtime import unwrap
 from pipeline.training.checkpoints import CheckpointError
 
 
@@ -43,7 +44,8 @@ class TrainState:
     def state_dict(self) -> dict:
         return {
             "step": self.step,
-            "models": {k: m.state_dict() for k, m in self.models.items()},
+            # the bare networks' weights: a checkpoint resumes with or without DDP around them
+            "models": {k: unwrap(m).state_dict() for k, m in self.models.items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "stateful": {k: s.state_dict() for k, s in self.stateful.items()},
@@ -57,7 +59,7 @@ class TrainState:
             if missing:
                 raise CheckpointError(f"checkpoint lacks {kind} {sorted(missing)}; delete it to start fresh")
         for k, m in self.models.items():
-            m.load_state_dict(state["models"][k])
+            unwrap(m).load_state_dict(state["models"][k])
         for k, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][k])
         for k, s in self.schedulers.items():

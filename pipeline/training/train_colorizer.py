@@ -16,7 +16,7 @@ from pipeline.data.shards import holdout_with_truth, load_split_for_training
 from pipeline.evaluation.grids import image_grid, sample_crop
 from pipeline.models.colorizer import publish_colorizer
 from pipeline.pixels import greyscale_u8
-from pipeline.runtime import Runtime
+from pipeline.runtime import Runtime, unwrap
 from pipeline.training.colorizer_step import (
     VARIANTS,
     colorizer_step,
@@ -74,7 +74,7 @@ def train_colorizer(params: Params, variant: str, prepared: Path, pairs: Path | 
             step=lambda st: colorizer_step(st, cfg, rt),
             describe=describe(cfg, params.lr, variant),
             inputs=[prepared / "index.parquet"] + ([pairs / "pairs.json"] if variant == "scangen" else []),
-            sample=lambda st: colorizer_sample_grid(st.models["G"], hold_scans, shown_colors, rt),
+            sample=lambda st: colorizer_sample_grid(unwrap(st.models["G"]), hold_scans, shown_colors, rt),
             finish=finish,
         )
 

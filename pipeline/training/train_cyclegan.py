@@ -17,7 +17,7 @@ from pipeline.evaluation.grids import image_grid, sample_crop
 from pipeline.evaluation.metrics import scan_quality
 from pipeline.models.scan_generator import publish_scan_generator
 from pipeline.pixels import luma
-from pipeline.runtime import Runtime
+from pipeline.runtime import Runtime, unwrap
 from pipeline.training.cyclegan_step import cyclegan_step, describe, make_state
 from pipeline.training.gan_stage import GanStagePlan, run_gan_stage
 from pipeline.training.state import TrainState
@@ -55,7 +55,7 @@ def train_scan_generator(params: Params, prepared: Path, model_path: Path, live_
         shown_truth = None if hold_truth is None else sample_crop(hold_truth[idx])
 
         def finish(state: TrainState) -> tuple[dict, dict]:
-            g_scan = state.models["G_scan"]
+            g_scan = unwrap(state.models["G_scan"])  # rank 0 alone: the bare network, no DDP collectives
             publish_scan_generator(g_scan, model_path, image_size=color.shape[1], steps=state.step)
             metrics = {"steps": state.step}
             if hold_truth is None:
@@ -69,7 +69,7 @@ def train_scan_generator(params: Params, prepared: Path, model_path: Path, live_
             step=lambda st: cyclegan_step(st, cfg, rt),
             describe=describe(cfg, params.lr),
             inputs=[prepared / "index.parquet"],
-            sample=lambda st: scan_sample_grid(st.models["G_scan"], shown_colors, shown_truth, rt),
+            sample=lambda st: scan_sample_grid(unwrap(st.models["G_scan"]), shown_colors, shown_truth, rt),
             finish=finish,
         )
 

@@ -16,7 +16,7 @@ from pipeline.colorist.page import colorize_image
 from pipeline.config import ColorizerConfig, CycleGANConfig, load_params
 from pipeline.models.colorizer import load_colorizer, publish_colorizer
 from pipeline.models.scan_generator import load_scan_generator, publish_scan_generator
-from pipeline.runtime import Runtime, setup_runtime
+from pipeline.runtime import Runtime, setup_runtime, unwrap
 from pipeline.training.checkpoints import Checkpointer
 from pipeline.training.colorizer_step import colorizer_step
 from pipeline.training.colorizer_step import make_state as make_colorizer_state
@@ -47,7 +47,7 @@ def data(n=10, size=32, seed=0):
 
 def weights(state):
     return {f"{n}.{k}": v.detach().float().cpu().clone()
-            for n, m in state.models.items() for k, v in m.state_dict().items()}
+            for n, m in state.models.items() for k, v in unwrap(m).state_dict().items()}
 
 
 def test_runtime_is_bf16_channels_last_on_cuda(cuda):
@@ -151,9 +151,20 @@ def test_models_trained_on_cuda_publish_and_run_on_cpu(cuda, tmp_path):
     assert np.abs(outs[0] - outs[1]).mean() < 1.0
 
 
-def test_scan_stage_runs_on_cuda_and_resumes(tmp_path):
+class Killed(Exception):
+    """What a kill after step 8 looks like to the stage: it stops, with its checkpoint."""
+
+
+def test_scan_stage_runs_on_cuda_and_resumes(tmp_path, monkeypatch):
     """The stage function itself with device: cuda, interrupted and re-run."""
+    from pipeline.training import gan_stage
     from pipeline.training.train_cyclegan import train_scan_generator
+
+    real_fit = gan_stage.fit
+
+    def fit_killed_at_8(*args, **kwargs):
+        real_fit(*args, **kwargs, stop_after=8)
+        raise Killed
 
     rng = np.random.default_rng(0)
     prepared = tmp_path / "prepared"
@@ -171,9 +182,63 @@ def test_scan_stage_runs_on_cuda_and_resumes(tmp_path):
         "  device: cuda\n  eval_batch: 8\n")
     params = load_params(tmp_path / "params.yaml")
     args = (params, prepared, tmp_path / "scan.pt", tmp_path / "live", tmp_path / "ckpt")
-    assert train_scan_generator(*args, stop_after=8) is None
-    assert Checkpointer(tmp_path / "ckpt", "x").path.exists()
+    monkeypatch.setattr(gan_stage, "fit", fit_killed_at_8)
+    with pytest.raises(Killed):
+        train_scan_generator(*args)
+    assert Checkpointer(tmp_path / "ckpt", "x").path.exists() and not (tmp_path / "scan.pt").exists()
+    monkeypatch.setattr(gan_stage, "fit", real_fit)
     metrics = train_scan_generator(*args)
     assert metrics["steps"] == 20 and 0 < metrics["scangen_l1"] < 1
     assert torch.load(tmp_path / "scan.pt", weights_only=True)["trained_steps"] == 20
     assert not (tmp_path / "ckpt" / "last.pt").exists()
+
+
+def _two_steps(which: str, rt: Runtime, compile_mode: str = "none") -> dict:
+    color, scan = data()
+    if which == "cyclegan":
+        cfg = replace(TINY, batch_size=4, pool_size=0, flip=False, rotate_deg=0.0, shift=0.0, cycle_noise=0.0,
+                      compile=compile_mode)
+        state, step = make_state(cfg, 1e-3, rt, color, scan, seed=0), cyclegan_step
+    else:
+        cfg = replace(TINY_C, batch_size=4, flip=False, rotate_deg=0.0, shift=0.0, compile=compile_mode)
+        state, step = make_colorizer_state(cfg, 1e-3, rt, scan, color, seed=0), colorizer_step
+    for _ in range(2):
+        step(state, cfg, rt)
+    return state
+
+
+@pytest.mark.parametrize("which", ["cyclegan", "colorizer"])
+def test_ddp_with_one_nccl_process_matches_the_bare_networks(cuda, which):
+    """The DDP path on NCCL (a 1-rank group): wrapped networks, the weights of the bare ones
+    after 2 bf16 steps (within bf16 noise: the all-reduce divides by the world size in fp32)."""
+    import socket
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    bare = weights(_two_steps(which, cuda))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1,
+                            device_id=cuda.device)
+    try:
+        state = _two_steps(which, cuda)
+        assert all(isinstance(m, DistributedDataParallel) for m in state.models.values())
+        ddp = weights(state)
+    finally:
+        dist.destroy_process_group()
+    for k in bare:
+        assert torch.allclose(ddp[k], bare[k], atol=2e-3, rtol=1e-2), k
+
+
+@pytest.mark.parametrize("which", ["cyclegan", "colorizer"])
+def test_the_compiled_step_on_cuda_stays_close_to_eager(cuda, which):
+    """`compile: max-autotune-no-cudagraphs` (what the GPU configs use) on CUDA in bf16: the
+    weights after 2 steps within bf16 noise of eager."""
+    eager = weights(_two_steps(which, cuda))
+    state = _two_steps(which, cuda, "max-autotune-no-cudagraphs")
+    assert all(type(m).__name__ == "OptimizedModule" for m in state.models.values())
+    compiled = weights(state)
+    for k in eager:
+        assert torch.allclose(compiled[k], eager[k], atol=2e-3, rtol=1e-2), k
