@@ -446,7 +446,8 @@ def colorize(
 
 @app.command()
 def evaluate(
-    pairs: Annotated[Path, typer.Argument(help="folder with scan/NAME.* and color/NAME.* (matching names)")],
+    pairs: Annotated[Path, typer.Argument(help="folder with scan/NAME.* and color/NAME.* (matching names), "
+                                                "or NAME_bw.* beside NAME_color.*")],
     model: Annotated[Path, typer.Option(help="colorizer from `dvc repro` or `dvc pull`")] = Path("models/colorizer.pt"),
     scan_model: Annotated[Optional[Path], typer.Option(
         help="scan generator to measure too [default: models/scan_generator.pt, if present]")] = None,

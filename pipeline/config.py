@@ -304,6 +304,8 @@ class CycleGANConfig(TrainingLoopConfig):
     disc_attention: bool = True
     groups: int = 8  # GroupNorm groups
     generator_skip: bool = True  # generators learn a residual over greyscale / repeated scan
+    # G_scan's white point: lightness (of [0, 1]) from which its scans are paper white (1.0: none)
+    scan_white_point: float = 1.0
     lambda_cycle: float = 2.5  # λ, each way (the CycleGAN paper: 10; 2.5 measured better here)
     lambda_identity: float = 0.5  # × λ
     # σ of Gaussian noise on G_scan's output before G_color reconstructs the color image:
@@ -317,6 +319,8 @@ class CycleGANConfig(TrainingLoopConfig):
         _check(N_DOWN[0] <= self.n_down <= N_DOWN[1], f"{key}.n_down", in_range(N_DOWN), self.n_down)
         _check(N_RES[0] <= self.n_res <= N_RES[1], f"{key}.n_res", in_range(N_RES), self.n_res)
         _check(0 <= self.cycle_noise <= 2, f"{key}.cycle_noise", "a number in [0, 2]", self.cycle_noise)
+        _check(0.5 <= self.scan_white_point <= 1, f"{key}.scan_white_point", "a number in [0.5, 1]",
+               self.scan_white_point)
         _check(0 <= self.pool_size <= 1000, f"{key}.pool_size", "an integer in [0, 1000]", self.pool_size)
 
 

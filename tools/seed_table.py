@@ -20,8 +20,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pipeline.data.materials import GROUPS
+
 ROOT = Path(__file__).resolve().parents[1]
-MATERIAL_GROUPS = ("hair", "skin", "cloth", "eyes", "objects", "ground", "backdrop")  # pipeline.data.materials.GROUPS
 
 # (label, path in metrics/evaluate.json's "eval")
 FIGURES = [
@@ -41,7 +42,7 @@ FIGURES = [
     ("colorfulness, ground truth", ("ground_truth", "colorfulness")),
     ("oracle ΔE (ceiling)", ("oracle", "delta_e")), ("grey fill ΔE (floor)", ("grey_fill", "delta_e")),
     # ΔE on true scans per group of materials (pipeline.data.materials)
-    *[(f"ΔE {group}, {who}", (key, "materials", group)) for group in MATERIAL_GROUPS
+    *[(f"ΔE {group}, {who}", (key, "materials", group)) for group in GROUPS
       for key, who in (("scangen", "method"), ("greyscale", "greyscale-trained"), ("oracle", "oracle"))],
     # color hints, the method's colorizer (pipeline.evaluation.hint_sweep)
     *[(f"ΔE, {n} hints", ("scangen", "hints", f"n{n}", "delta_e")) for n in (0, 1, 2, 5, 10, 20, 50)],

@@ -48,7 +48,11 @@ def evaluate(prepared: Path, scan_model: Path, colorizers: dict[str, Path], devi
     from pipeline.batched import generate_scans
     from pipeline.colorist.arrays import colorize_arrays, compose_arrays, stroke_masks
     from pipeline.data.materials import group_masks
-    from pipeline.data.shards import holdout_materials, holdout_oracles, holdout_with_truth
+    from pipeline.data.shards import (
+        holdout_materials,
+        holdout_oracles,
+        holdout_with_truth,
+    )
     from pipeline.evaluation.grids import hint_dots
     from pipeline.evaluation.hint_sweep import bleed, hint_sweep
     from pipeline.evaluation.metrics import delta_e_by_group, scan_quality

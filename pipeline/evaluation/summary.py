@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 
 WIDTH = 100
-MATERIAL_COLUMNS = ("hair", "skin", "cloth", "eyes", "objects", "ground", "backdrop")  # pipeline.data.materials
 _COLOR_COLUMNS = (("psnr", "PSNR dB ↑", ".2f"), ("delta_e", "ΔE2000 ↓", ".2f"), ("ssim", "SSIM ↑", ".3f"),
                   ("colorfulness", "colorful", ".1f"), ("line_fidelity", "lines ↑", ".3f"))
 
@@ -39,7 +38,9 @@ def _material_rows(ev: dict) -> list[str]:
             if isinstance(ev.get(key, {}).get("materials"), dict)]
     if not rows:
         return []
-    groups = [g for g in MATERIAL_COLUMNS if any(g in r for _, r in rows)]
+    from pipeline.data.materials import GROUPS
+
+    groups = [g for g in GROUPS if any(g in r for _, r in rows)]
     out = ["", f"{'ΔE2000 ↓ by material, true scans':<37}" + "".join(f"{g:>9}" for g in groups)]
     for label, r in rows:
         out.append(f"  {label:<35}" + "".join(f"{r[g]:>9.2f}" if g in r else f"{'':>9}" for g in groups))

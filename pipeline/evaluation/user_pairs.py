@@ -6,6 +6,11 @@ scan and its official colored edition) checks the published models with this. La
     PAIRS/scan/NAME.*    the line-art scans
     PAIRS/color/NAME.*   the colored pages, matched to the scans by NAME
 
+or, as line-art/coloring datasets often ship them, side by side in one folder:
+
+    PAIRS/NAME_bw.*      the line art
+    PAIRS/NAME_color.*   its coloring
+
 Any size or mode; a color page of another size than its scan is resized to the scan's.
 Measured per pair, then averaged (mean and std over pairs):
 - colorize(scan) against the color page: PSNR, SSIM, ΔE2000, color accuracy (the share of
@@ -33,26 +38,43 @@ class PairSet:
 
 
 def find_pairs(folder: Path) -> PairSet:
-    """Match PAIRS/scan/NAME.* with PAIRS/color/NAME.* by NAME."""
+    """Match PAIRS/scan/NAME.* with PAIRS/color/NAME.* by NAME; without those folders,
+    PAIRS/NAME_bw.* with PAIRS/NAME_color.*."""
     folder = Path(folder)
+    if not (folder / "scan").is_dir() and not (folder / "color").is_dir() and folder.is_dir():
+        flat = _images(folder)
+        scans = {stem[:-3]: p for stem, p in flat.items() if stem.endswith("_bw") and len(stem) > 3}
+        colors = {stem[:-6]: p for stem, p in flat.items() if stem.endswith("_color") and len(stem) > 6}
+        if scans or colors:
+            return _matched(scans, colors, "{}_color.*", "{}_bw.*")
     sides = {}
     for side in ("scan", "color"):
         d = folder / side
         if not d.is_dir():
             raise FileNotFoundError(f"{folder}: no {side}/ folder; expected {folder}/scan/NAME.png and "
-                                    f"{folder}/color/NAME.png (matching names)")
-        files: dict[str, Path] = {}
-        for p in sorted(d.iterdir()):
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
-                if p.stem in files:
-                    raise ValueError(f"{d}: two files named {p.stem!r} ({files[p.stem].name}, {p.name}); "
-                                     "keep one per name")
-                files[p.stem] = p
-        sides[side] = files
-    scans, colors = sides["scan"], sides["color"]
+                                    f"{folder}/color/NAME.png (matching names), or {folder}/NAME_bw.png and "
+                                    f"{folder}/NAME_color.png")
+        sides[side] = _images(d)
+    return _matched(sides["scan"], sides["color"], "color/{}.*", "scan/{}.*")
+
+
+def _images(d: Path) -> dict[str, Path]:
+    """stem -> image file in folder `d` (one per stem)."""
+    files: dict[str, Path] = {}
+    for p in sorted(d.iterdir()):
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
+            if p.stem in files:
+                raise ValueError(f"{d}: two files named {p.stem!r} ({files[p.stem].name}, {p.name}); "
+                                 "keep one per name")
+            files[p.stem] = p
+    return files
+
+
+def _matched(scans: dict[str, Path], colors: dict[str, Path], color_name: str, scan_name: str) -> PairSet:
     pairs = [(name, scans[name], colors[name]) for name in sorted(scans.keys() & colors.keys())]
-    unmatched = [f"{scans[n]}: no color/{n}.* to compare with" for n in sorted(scans.keys() - colors.keys())]
-    unmatched += [f"{colors[n]}: no scan/{n}.* to compare with" for n in sorted(colors.keys() - scans.keys())]
+    unmatched = [f"{scans[n]}: no {color_name.format(n)} to compare with" for n in sorted(scans.keys() - colors.keys())]
+    unmatched += [f"{colors[n]}: no {scan_name.format(n)} to compare with"
+                  for n in sorted(colors.keys() - scans.keys())]
     return PairSet(pairs, unmatched)
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pipeline.models.layers import (
@@ -62,9 +63,15 @@ class GeneratorConfig:
     # 1 -> 3): the generator starts at greyscale(color) and only learns what de-coloring and
     # de-shading change. Converges in hundreds of steps instead of tens of thousands.
     input_skip: bool = False
+    # Paper by construction: the output's levels are stretched so that this lightness (of
+    # [0, 1]) and everything lighter is pure white, as a scanner's white point makes a page's
+    # paper white; the generator's faint texture on paper is cut off. 1.0: no stretch.
+    white_point: float = 1.0
 
     def __post_init__(self) -> None:
         cls = type(self)
+        require(0.5 <= self.white_point <= 1.0, f"{cls.__name__}.white_point", "a number in [0.5, 1]",
+                self.white_point)
         require(self.in_channels >= 1, f"{cls.__name__}.in_channels", "an integer >= 1", self.in_channels)
         require(self.out_channels >= 1, f"{cls.__name__}.out_channels", "an integer >= 1", self.out_channels)
         require(not self.input_skip or (self.in_channels, self.out_channels) in ((3, 1), (1, 3), (1, 1), (3, 3)),
@@ -116,7 +123,16 @@ class WeakGenerator(ImageGenerator):
         self.min_size = max(4, 2 * self.pad_multiple)
 
     def to_config_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.config)
+        config = dataclasses.asdict(self.config)
+        if config["white_point"] == 1.0:  # the files from before the white point: byte for byte the same
+            del config["white_point"]
+        return config
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        if self.config.white_point < 1.0:  # in [-1, 1]: (v / white_point) on v = (out + 1) / 2, capped at white
+            out = F.hardtanh((out + 1) / self.config.white_point - 1)
+        return out
 
     def _skip(self, x: torch.Tensor) -> torch.Tensor:
         cin, cout = self.config.in_channels, self.config.out_channels

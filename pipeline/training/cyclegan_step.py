@@ -32,7 +32,8 @@ def build_cyclegan(cfg: CycleGANConfig):
     def gen(cin, cout):
         return WeakGenerator(GeneratorConfig(in_channels=cin, out_channels=cout, width=cfg.generator_width,
                                              n_down=cfg.n_down, n_res=cfg.n_res, groups=cfg.groups,
-                                             input_skip=cfg.generator_skip))
+                                             input_skip=cfg.generator_skip,
+                                             white_point=cfg.scan_white_point if cout == 1 else 1.0))
 
     def disc(cin):
         return PatchDiscriminator(DiscriminatorConfig(in_channels=cin, width=cfg.disc_width,

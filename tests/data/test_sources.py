@@ -9,7 +9,14 @@ import pytest
 from http_server import Fault
 from PIL import Image
 
-from pipeline.config import HttpConfig, ImagesConfig, SelectConfig, SourceConfig, SyntheticConfig, params_from_dict
+from pipeline.config import (
+    HttpConfig,
+    ImagesConfig,
+    SelectConfig,
+    SourceConfig,
+    SyntheticConfig,
+    params_from_dict,
+)
 from pipeline.data.danbooru import image_relpath, image_root, metadata_dir
 from pipeline.data.metadata.read import discover_metadata_files
 from pipeline.data.metadata.table import build_metadata_table

@@ -16,7 +16,12 @@ from pipeline.config import ColorizerConfig
 from pipeline.data.materials import CODE
 from pipeline.evaluation.evaluate import evaluate
 from pipeline.evaluation.grids import evaluation_grid
-from pipeline.evaluation.metrics import colorfulness, delta_e, delta_e_by_group, line_fidelity
+from pipeline.evaluation.metrics import (
+    colorfulness,
+    delta_e,
+    delta_e_by_group,
+    line_fidelity,
+)
 from pipeline.models.colorizer import load_colorizer, publish_colorizer
 from pipeline.pixels import greyscale_u8
 from pipeline.runtime import Runtime

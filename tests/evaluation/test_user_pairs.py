@@ -113,6 +113,24 @@ def test_unmatched_and_unreadable_files_are_named(exported, tmp_path):
     assert "lonely.png" in res.output
 
 
+def test_the_side_by_side_layout_name_bw_and_name_color(exported, tmp_path):
+    """PAIRS/NAME_bw.* + PAIRS/NAME_color.*: the same pair measures the same as in scan/ + color/."""
+    pairs, models, ids = exported
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "page_bw.png").write_bytes((pairs / "scan" / f"{ids[0]}.png").read_bytes())
+    (flat / "page_color.jpg").write_bytes((pairs / "color" / f"{ids[0]}.jpg").read_bytes())
+    (flat / "alone_bw.png").write_bytes((pairs / "scan" / f"{ids[1]}.png").read_bytes())
+    res = run(flat, models, tmp_path / "flat.json")
+    assert res.exit_code == 0, res.output
+    got = json.loads((tmp_path / "flat.json").read_text())
+    assert got["pairs"] == 1 and any("alone_bw.png: no alone_color.*" in s for s in got["skipped"])
+    nested = _mixed_with(pairs, ids, tmp_path)
+    assert run(nested, models, tmp_path / "nested.json").exit_code == 0
+    want = json.loads((tmp_path / "nested.json").read_text())
+    assert got["metrics"] == want["metrics"]
+
+
 @pytest.mark.parametrize("layout, message", [("no-color-folder", "no color/ folder"),
                                              ("nothing-matches", "no readable (scan, color) pair")])
 def test_bad_pair_folders(exported, tmp_path, layout, message):

@@ -112,3 +112,31 @@ def test_shapes_built_on_meta_are_the_real_ones(build, config):
     real = build(config).state_dict()
     assert {k: t.shape for k, t in declared.items()} == {k: t.shape for k, t in real.items()}
     assert all(t.is_meta for t in declared.values()) and not any(t.is_meta for t in real.values())
+
+
+def test_the_scan_generators_white_point_makes_light_output_paper_and_round_trips(tmp_path):
+    """white_point w: output lightness v becomes min(v / w, 1); 1.0 leaves the output and the
+    published file's config as they were before the option existed."""
+    from pipeline.models.scan_generator import (
+        GeneratorConfig,
+        WeakGenerator,
+        load_scan_generator,
+        publish_scan_generator,
+    )
+
+    torch.manual_seed(0)
+    plain = WeakGenerator(GeneratorConfig(3, 1, width=4, n_down=1, n_res=1, groups=2, input_skip=True))
+    levelled = WeakGenerator(GeneratorConfig(3, 1, width=4, n_down=1, n_res=1, groups=2, input_skip=True,
+                                             white_point=0.8))
+    levelled.load_state_dict(plain.state_dict())
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    v = (plain(x) + 1) / 2
+    out = (levelled(x) + 1) / 2
+    assert torch.allclose(out, (v / 0.8).clamp(max=1), atol=1e-6)
+    assert (out == 1).float().mean() > (v == 1).float().mean()  # more paper white
+    assert "white_point" not in plain.to_config_dict()
+    publish_scan_generator(levelled, tmp_path / "g.pt", image_size=16, steps=1)
+    again = load_scan_generator(tmp_path / "g.pt")
+    assert again.config.white_point == 0.8 and torch.allclose(again(x), levelled(x))
+    with pytest.raises(ValueError, match="white_point"):
+        GeneratorConfig(3, 1, white_point=0.3)
