@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.data.danbooru import image_relpath
+from pipeline.data.materials import CODE
 from pipeline.data.synthetic.distractors import (
     corrupt,
     render_4koma,
@@ -24,7 +25,6 @@ from pipeline.data.synthetic.distractors import (
 )
 from pipeline.data.synthetic.palettes import make_cast
 from pipeline.data.synthetic.posts import PostPlan, seed_entropy
-from pipeline.data.materials import CODE
 from pipeline.data.synthetic.scene_images import (
     pad_to_square,
     render_color,

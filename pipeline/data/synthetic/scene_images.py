@@ -16,7 +16,13 @@ import numpy as np
 from PIL import Image, ImageChops, ImageDraw
 
 from pipeline.data.materials import CODE
-from pipeline.data.synthetic.palettes import GRADIENT_BACKGROUND, SIMPLE_BACKGROUND, jittered, oracle_fill, pick
+from pipeline.data.synthetic.palettes import (
+    GRADIENT_BACKGROUND,
+    SIMPLE_BACKGROUND,
+    jittered,
+    oracle_fill,
+    pick,
+)
 from pipeline.data.synthetic.scenes import Scene, Stroke, choose, ellipse
 
 PAD_GREY = 255  # the 512px images are padded with white
