@@ -55,7 +55,7 @@ def evaluate(prepared: Path, scan_model: Path, colorizers: dict[str, Path], devi
     )
     from pipeline.evaluation.grids import hint_dots
     from pipeline.evaluation.hint_sweep import bleed, hint_sweep
-    from pipeline.evaluation.metrics import delta_e_by_group, scan_quality
+    from pipeline.evaluation.metrics import scan_quality
     from pipeline.models.colorizer import load_colorizer, takes_hints
     from pipeline.models.scan_generator import load_scan_generator
     from pipeline.runtime import setup_runtime
@@ -77,9 +77,7 @@ def evaluate(prepared: Path, scan_model: Path, colorizers: dict[str, Path], devi
         masks = None if codes is None else group_masks(codes)
         for layer, images in holdout_oracles(prepared).items():
             key = "oracle" if layer == "oracle" else "grey_fill"
-            metrics[key] = color_metrics(images, color, truth, truth_strokes)
-            if masks is not None:
-                metrics[key]["materials"] = delta_e_by_group(images, color, masks)
+            metrics[key] = color_metrics(images, color, truth, truth_strokes, masks)
     for name, path in colorizers.items():
         model = load_colorizer(path, rt.device)
         on_approx = colorize_arrays(model, approx, rt, batch)
@@ -88,13 +86,14 @@ def evaluate(prepared: Path, scan_model: Path, colorizers: dict[str, Path], devi
         if truth is not None:
             layer = colorize_arrays(model, truth, rt, batch, ink="none")
             on_true = compose_arrays(layer, truth)
-            metrics[name]["true_scan"] = color_metrics(on_true, color, truth, truth_strokes)
+            on_true_metrics = color_metrics(on_true, color, truth, truth_strokes, masks)
+            if masks is not None:  # per material, on true scans
+                metrics[name]["materials"] = on_true_metrics.pop("materials")
+            metrics[name]["true_scan"] = on_true_metrics
             metrics[name]["color_layer"] = color_metrics(layer, color, truth, truth_strokes)  # before the ink goes over
             # the scan domain gap: what the colorizer loses on true scans against generated ones
             metrics[name]["gap_delta_e"] = round(metrics[name]["true_scan"]["delta_e"]
                                                  - metrics[name]["generated_scan"]["delta_e"], 4)
-            if masks is not None:  # per material, on true scans
-                metrics[name]["materials"] = delta_e_by_group(on_true, color, masks)
             shown[f"colorized_{name}"] = on_true
             if takes_hints(model) and name in hint_sweep_for:
                 rows, by_count = hint_sweep(model, truth, color, rt, batch)

@@ -78,14 +78,15 @@ ACCURATE_DELTA_E = 10.0  # ΔE2000 within which a color reads as the right one a
 CHROMATIC = 10.0  # CIELAB chroma above which a truth pixel counts as colored (not paper, ink or grey)
 
 
-def delta_e_by_group(pred_u8: np.ndarray, target_u8: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, float]:
+def delta_e_by_group(pred_u8: np.ndarray, target_u8: np.ndarray, masks: dict[str, np.ndarray],
+                     maps: list[np.ndarray] | None = None) -> dict[str, float]:
     """Mean ΔE2000 over all pixels of each mask (bool (N, H, W), one per group): pixels,
     not pictures, weigh alike (a sky fills many, an iris few); a group no picture has is
-    left out."""
+    left out. `maps`: the per-image ΔE maps, when the caller has them already."""
+    maps = maps if maps is not None else [delta_e_map(lab(p), lab(t)) for p, t in zip(pred_u8, target_u8)]
     sums = {group: 0.0 for group in masks}
     counts = {group: 0 for group in masks}
-    for i, (p, t) in enumerate(zip(pred_u8, target_u8)):
-        de = delta_e_map(lab(p), lab(t))
+    for i, de in enumerate(maps):
         for group, mask in masks.items():
             sums[group] += float(de[mask[i]].sum())
             counts[group] += int(mask[i].sum())
@@ -123,18 +124,24 @@ def line_fidelity(scan_u8: np.ndarray, out_u8: np.ndarray, strokes: np.ndarray |
 
 
 def color_metrics(pred_u8: np.ndarray, target_u8: np.ndarray, scan_u8: np.ndarray,
-                  strokes: np.ndarray | None = None) -> dict[str, float]:
+                  strokes: np.ndarray | None = None, masks: dict[str, np.ndarray] | None = None) -> dict:
     """Mean PSNR, SSIM, ΔE2000, colorfulness and line fidelity of colorizations `pred_u8`
-    against `target_u8` (uint8 NHWC RGB), the lines judged on the input scans' `strokes`."""
+    against `target_u8` (uint8 NHWC RGB), the lines judged on the input scans' `strokes`;
+    with `masks` (group -> bool (N, H, W)), also "materials": ΔE per group, from the same
+    ΔE maps."""
     p = torch.from_numpy(pred_u8).permute(0, 3, 1, 2).float() / 255
     t = torch.from_numpy(target_u8).permute(0, 3, 1, 2).float() / 255
-    return {
+    maps = [delta_e_map(lab(a), lab(b)) for a, b in zip(pred_u8, target_u8)]
+    out = {
         "psnr": round(float(psnr_per_image(p, t).clamp(max=100).mean()), 4),
         "ssim": round(float(ssim_per_image(p, t).mean()), 4),
-        "delta_e": round(float(delta_e(pred_u8, target_u8).mean()), 4),
+        "delta_e": round(float(np.mean([m.mean() for m in maps])), 4),
         "colorfulness": round(float(colorfulness(pred_u8).mean()), 3),
         "line_fidelity": round(float(line_fidelity(scan_u8, pred_u8, strokes).mean()), 4),
     }
+    if masks is not None:
+        out["materials"] = delta_e_by_group(pred_u8, target_u8, masks, maps)
+    return out
 
 
 def scan_quality(pred: np.ndarray, color: np.ndarray, truth: np.ndarray) -> dict[str, float]:
