@@ -348,6 +348,10 @@ class ColorizerConfig(TrainingLoopConfig):
     # descreened tone multiplied over the output), not on the bare color layer (the method's
     # colorizer only: the greyscale baseline's inputs carry no ink)
     composite_l1: bool = True
+    # share of training scans re-inked as clean lines + screentone (`training.scan_style`):
+    # the generated scan's grey shading, which true scans do not carry, hidden from the
+    # colorizer (the method's colorizer only: greyscale copies are no scans to re-ink)
+    scan_style: float = 0.0
     g_lr_mult: float = 1.0  # generator lr = lr * g_lr_mult
     d_lr_mult: float = 1.0  # discriminator lr = lr * d_lr_mult
     # progressive resolution: train at these sizes in equal shares of the steps (the last
@@ -372,6 +376,7 @@ class ColorizerConfig(TrainingLoopConfig):
                self.hints_max)
         _check(1 <= self.hint_patch <= 64, f"{key}.hint_patch", "an integer in [1, 64]", self.hint_patch)
         _check(0 <= self.hint_recolor <= 1, f"{key}.hint_recolor", "a share in [0, 1]", self.hint_recolor)
+        _check(0 <= self.scan_style <= 1, f"{key}.scan_style", "a share in [0, 1]", self.scan_style)
         _check(UNET_LEVELS[0] <= len(self.mults) <= UNET_LEVELS[1] and all(m >= 1 for m in self.mults),
                f"{key}.mults", f"{UNET_LEVELS[0]} to {UNET_LEVELS[1]} integers >= 1", self.mults)
         _check(0 <= self.n_attention <= 2 * len(self.mults), f"{key}.n_attention",

@@ -26,6 +26,7 @@ from pipeline.training.hint_sampler import HintSampler
 from pipeline.training.losses import d_loss, feature_matching_loss, g_adv_loss
 from pipeline.training.optim import adam, linear_decay
 from pipeline.training.samplers import PairSampler
+from pipeline.training.scan_style import ScanStyle
 from pipeline.training.state import TrainState
 
 VARIANTS = ("scangen", "greyscale")
@@ -67,7 +68,8 @@ def make_state(cfg: ColorizerConfig, lr: float, rt: Runtime, scans: np.ndarray, 
                   "augment": RandomAffine(cfg.flip, cfg.rotate_deg, cfg.shift, seed + 2 + 1000 * rt.rank),
                   **({"hints": HintSampler(seed + 3 + 1000 * rt.rank, cfg.hints_p, cfg.hints_max, cfg.hint_patch,
                                            cfg.hint_recolor)}
-                     if cfg.hints_max else {})},
+                     if cfg.hints_max else {}),
+                  **({"scan_style": ScanStyle(cfg.scan_style, seed + 4 + 1000 * rt.rank)} if cfg.scan_style else {})},
     )
 
 
@@ -90,6 +92,8 @@ def colorizer_step(state: TrainState, cfg: ColorizerConfig, rt: Runtime) -> dict
     if size != pair.shape[-1]:
         pair = F.interpolate(pair, size=(size, size), mode="area").contiguous(memory_format=fmt)
     scan, color = pair[:, :1], pair[:, 1:]
+    if "scan_style" in state.stateful:  # some scans re-inked as lines + screentone
+        scan = state.stateful["scan_style"](scan)
     g_input = scan
     if "hints" in state.stateful:  # sampled from the augmented target, spread over the scan's regions
         hints, target = state.stateful["hints"](_as_u8(scan), color_u8 := _as_u8(color))

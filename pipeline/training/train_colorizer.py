@@ -53,8 +53,9 @@ def train_colorizer(params: Params, variant: str, prepared: Path, pairs: Path | 
     cfg = params.colorizer
     if variant == "greyscale":
         # its inputs are greyscale copies of the colors, whose grey is the color's own
-        # lightness, not ink: composed with them, it would learn color / lightness
-        cfg = replace(cfg, composite_l1=False)
+        # lightness, not ink: composed with them, it would learn color / lightness; nor
+        # are they scans to re-ink
+        cfg = replace(cfg, composite_l1=False, scan_style=0.0)
 
     def plan_for(rt: Runtime) -> GanStagePlan:
         scans, colors = training_pairs(variant, prepared, pairs)
