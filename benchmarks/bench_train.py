@@ -62,10 +62,12 @@ def compile_mode_for(device) -> str:
     return "max-autotune-no-cudagraphs" if device.type == "cuda" else "default"
 
 
-def step_runner(model: str, params, size: int, batch: int, rt, compile_models: bool = False):
+def step_runner(model: str, params, size: int, batch: int, rt, compile_models: bool = False,
+                prefetch: bool = True):
     """A closure doing one training step (G and D updates) on random uint8 data; with
     `compile_models`, every network compiled as training compiles it (the stage's
-    `compile` param: `pipeline.training.distributed.for_training`)."""
+    `compile` param: `pipeline.training.distributed.for_training`); without `prefetch`,
+    each batch is read inside the step (the samplers bare, as before prefetching)."""
     import numpy as np
 
     mode = compile_mode_for(rt.device) if compile_models else "none"
@@ -84,6 +86,10 @@ def step_runner(model: str, params, size: int, batch: int, rt, compile_models: b
         cfg = replace(params.colorizer, batch_size=batch, crop=0, progressive_sizes=[], compile=mode)
         state = colorization.make_state(cfg, 2e-4, rt, scan, color, seed=0)
         step = colorization.colorizer_step
+    if not prefetch:
+        from pipeline.training.samplers import Prefetcher
+
+        state.stateful = {k: v.sampler if isinstance(v, Prefetcher) else v for k, v in state.stateful.items()}
     return lambda: step(state, cfg, rt)
 
 

@@ -1,9 +1,19 @@
 """Benchmark: the training step over the matrix a GPU user decides with, in one run.
 
 For every network (CycleGAN, colorizer), architecture (the default params.yaml and the
-full-scale configs/danbooru2020-gpu.yaml), step size (px), batch and mode (eager, compiled
-as `compile:` compiles it), one full GAN step (generator and discriminator updates) is
-timed: images/s, FLOPs of forward + backward per step (torch.utils.flop_counter, eager),
+full-scale configs/danbooru2020-gpu.yaml), step size (px), batch and mode, one full GAN
+step (generator and discriminator updates) is timed. Modes:
+
+- `eager`: the stages' path: channels_last activations (bf16 autocast on CUDA), each batch
+  read one step ahead on a thread (into pinned memory on CUDA);
+- `eager_nchw`: the same with NCHW activations: the norm-layout question (PyTorch's CUDA
+  GroupNorm has no channels_last kernel, so channels_last pays a layout change around
+  every norm; NCHW pays cuDNN's slower NCHW convolutions instead);
+- `eager_no_prefetch`: batches read inside the step (what prefetching saves);
+- `compiled`: every network through torch.compile as `compile:` compiles it (the norms
+  fused with their neighbours, in whatever layout).
+
+Figures per row: images/s, FLOPs of forward + backward per step (torch.utils.flop_counter, eager),
 and the fraction of a square matmul measured in this same run (bf16 on CUDA: MFU; fp32 on
 CPU). Then the time to train the full-scale configuration end to end, extrapolated from
 steps measured at its own settings (crop or image size, batch, its `compile:` mode): the
@@ -32,11 +42,18 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 CONFIGS = {"default": ROOT / "params.yaml", "full": ROOT / "configs/danbooru2020-gpu.yaml"}
 
 
-def measure(model: str, params, size: int, batch: int, rt, compiled: bool, steps: int, flops: float | None):
+MODES = ("eager", "eager_nchw", "eager_no_prefetch", "compiled")
+
+
+def measure(model: str, params, size: int, batch: int, rt, mode: str, steps: int, flops: float | None):
     """(seconds per step, FLOPs per step, seconds to the first step done) or raises OOM."""
     from bench_train import count_step_flops, step_runner, time_steps
 
-    run = step_runner(model, params, size, batch, rt, compiled)
+    from pipeline.runtime import Runtime
+
+    if mode == "eager_nchw":
+        rt = Runtime(device=rt.device, amp_dtype=rt.amp_dtype, channels_last=False)
+    run = step_runner(model, params, size, batch, rt, mode == "compiled", prefetch=mode != "eager_no_prefetch")
     t0 = time.perf_counter()
     if flops is None:
         flops = count_step_flops(run)  # eager: counting runs one step
@@ -53,7 +70,8 @@ def end_to_end(params, rt, compiled: bool, steps: int) -> dict:
     total = 0.0
     for model, cfg, runs in (("cyclegan", params.cyclegan, 1), ("colorizer", params.colorizer, 2)):
         size = cfg.crop or params.images.size
-        sec, _, _ = measure(model, params, size, cfg.batch_size, rt, compiled, steps, flops=0.0)
+        sec, _, _ = measure(model, params, size, cfg.batch_size, rt, "compiled" if compiled else "eager", steps,
+                            flops=0.0)
         hours = sec * cfg.steps * runs / 3600
         out[model] = {"size": size, "batch": cfg.batch_size, "steps": cfg.steps, "runs": runs,
                       "seconds_per_step": round(sec, 4), "hours": round(hours, 2)}
@@ -69,7 +87,9 @@ def main() -> None:
                     help="default: params.yaml; full: configs/danbooru2020-gpu.yaml")
     ap.add_argument("--sizes", nargs="+", type=int, default=[128, 256], help="step size in px (no crop)")
     ap.add_argument("--batches", nargs="+", type=int, default=[16, 64])
-    ap.add_argument("--modes", nargs="+", default=["eager", "compiled"], choices=["eager", "compiled"])
+    ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES),
+                    help="eager: the stages' path; eager_nchw: NCHW activations; eager_no_prefetch: batches read "
+                         "in the step; compiled: torch.compile")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per configuration (after 3 warm-up)")
     ap.add_argument("--no-end-to-end", action="store_true", help="skip the full-scale end-to-end extrapolation")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -94,7 +114,7 @@ def main() -> None:
     results = {"device": str(rt.device), "device_name": name, "torch": torch.__version__,
                "threads": torch.get_num_threads(), "matmul_dtype": str(dtype), "matmul_tflops": round(peak / 1000, 2),
                "compile_mode": compile_mode_for(rt.device), "rows": []}
-    print(f"{'model':<10}{'config':<8}{'px':>5}{'batch':>6}{'mode':>10}{'ms/step':>10}{'img/s':>9}"
+    print(f"{'model':<10}{'config':<8}{'px':>5}{'batch':>6}{'mode':>18}{'ms/step':>10}{'img/s':>9}"
           f"{'GFLOP/step':>12}{'GFLOP/s':>10}{'of matmul':>11}{'first s':>9}", flush=True)
     for config in args.configs:
         params = load_params(CONFIGS[config])
@@ -105,11 +125,10 @@ def main() -> None:
                     for mode in args.modes:
                         row = {"model": model, "config": config, "size": size, "batch": batch, "mode": mode}
                         try:
-                            sec, flops, first = measure(model, params, size, batch, rt, mode == "compiled",
-                                                        args.steps, flops)
+                            sec, flops, first = measure(model, params, size, batch, rt, mode, args.steps, flops)
                         except torch.OutOfMemoryError:
                             row["error"] = "out of memory"
-                            print(f"{model:<10}{config:<8}{size:>5}{batch:>6}{mode:>10}  out of memory", flush=True)
+                            print(f"{model:<10}{config:<8}{size:>5}{batch:>6}{mode:>18}  out of memory", flush=True)
                             results["rows"].append(row)
                             torch.cuda.empty_cache()
                             continue
@@ -118,7 +137,7 @@ def main() -> None:
                                 "gflop_per_step": round(flops / 1e9, 1), "tflops": round(tflops, 3),
                                 "fraction_of_matmul": round(tflops * 1000 / peak, 4), "first_step_s": round(first, 1)}
                         results["rows"].append(row)
-                        print(f"{model:<10}{config:<8}{size:>5}{batch:>6}{mode:>10}{sec * 1000:>10.1f}"
+                        print(f"{model:<10}{config:<8}{size:>5}{batch:>6}{mode:>18}{sec * 1000:>10.1f}"
                               f"{batch / sec:>9.1f}{flops / 1e9:>12.1f}{tflops * 1000:>10.1f}{tflops * 1000 / peak:>11.1%}"
                               f"{first:>9.1f}", flush=True)
     if not args.no_end_to_end:

@@ -100,3 +100,49 @@ class PairSampler:
 
     def load_state_dict(self, state: dict) -> None:
         self.sampler.load_state_dict(state)
+
+
+class Prefetcher:
+    """`sampler.next()` one batch ahead, on a background thread, so reading and cropping
+    the next batch (from a memory map, at full scale) overlaps the current step's compute.
+    With `pin`, the batch is copied to page-locked memory there too, so `to_model_input`'s
+    `non_blocking` copy to the GPU is truly asynchronous.
+
+    Batches and checkpoints are those of the bare sampler: `state_dict` is the sampler's
+    state *before* the batch in flight was drawn, so a resumed run draws that batch again.
+    """
+
+    def __init__(self, sampler: BatchSampler | PairSampler, pin: bool = False):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.sampler, self.pin = sampler, pin
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
+        self._pending = None  # (sampler state before the draw, future of the batch)
+
+    def _fetch(self):
+        batch = self.sampler.next()
+        if self.pin:
+            batch = tuple(t.pin_memory() for t in batch) if isinstance(batch, tuple) else batch.pin_memory()
+        return batch
+
+    def _submit(self) -> None:
+        # the state is read here, on the caller's thread, before the worker touches the generator
+        self._pending = (self.sampler.state_dict(), self._pool.submit(self._fetch))
+
+    def next(self):
+        if self._pending is None:
+            self._submit()
+        batch = self._pending[1].result()
+        self._submit()
+        return batch
+
+    def state_dict(self) -> dict:
+        if self._pending is None:
+            return self.sampler.state_dict()
+        return self._pending[0]
+
+    def load_state_dict(self, state: dict) -> None:
+        if self._pending is not None:
+            self._pending[1].result()  # let the worker finish with the generator first
+            self._pending = None
+        self.sampler.load_state_dict(state)

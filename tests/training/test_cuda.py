@@ -242,3 +242,21 @@ def test_the_compiled_step_on_cuda_stays_close_to_eager(cuda, which):
     compiled = weights(state)
     for k in eager:
         assert torch.allclose(compiled[k], eager[k], atol=2e-3, rtol=1e-2), k
+
+
+def test_cuda_training_reads_batches_ahead_into_pinned_memory(cuda):
+    """On CUDA the samplers prefetch into page-locked memory (asynchronous copies to the
+    GPU) and hand out the bare sampler's batches."""
+    from pipeline.training.samplers import BatchSampler, PairSampler, Prefetcher
+
+    colors = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+    state = make_colorizer_state(TINY_C, 2e-4, cuda, colors[..., :1].copy(), colors, seed=0)
+    pairs = state.stateful["pairs"]
+    assert isinstance(pairs, Prefetcher) and pairs.pin
+    scans, cols = pairs.next()
+    assert scans.is_pinned() and cols.is_pinned()
+    bare = PairSampler(colors[..., :1].copy(), colors, TINY_C.batch_size, seed=1)
+    assert all(torch.equal(a, b) for a, b in zip((scans, cols), bare.next()))
+    scan_state = make_state(TINY, 2e-4, cuda, colors, colors[..., :1].copy(), seed=0)
+    assert scan_state.stateful["color"].next().is_pinned()
+    assert torch.equal(Prefetcher(BatchSampler(colors, 2, seed=3), pin=True).next(), BatchSampler(colors, 2, seed=3).next())

@@ -76,6 +76,28 @@ def test_crops_under_ddp_split_one_global_batch():
     assert sorted(map(bytes, torch.cat([r0, r1]).numpy())) == sorted(map(bytes, whole.numpy()))
 
 
+def test_prefetched_batches_and_checkpoints_are_the_bare_samplers():
+    """The prefetcher reads one batch ahead on a thread; the batches, and what a checkpoint
+    taken between any two steps resumes to, are those of the bare sampler."""
+    from pipeline.training.samplers import BatchSampler, Prefetcher
+
+    rng = np.random.default_rng(0)
+    colors = rng.integers(0, 256, (9, 24, 24, 3), dtype=np.uint8)
+    bare = PairSampler(colors[..., :1].copy(), colors, 3, seed=4, crop=16)
+    ahead = Prefetcher(PairSampler(colors[..., :1].copy(), colors, 3, seed=4, crop=16))
+    expected = [bare.next() for _ in range(5)]
+    got = [ahead.next() for _ in range(2)]
+    state = ahead.state_dict()  # taken while batch 3 is already in flight
+    got += [ahead.next() for _ in range(3)]
+    assert all(torch.equal(a, b) for x, y in zip(expected, got) for a, b in zip(x, y))
+    resumed = Prefetcher(PairSampler(colors[..., :1].copy(), colors, 3, seed=99, crop=16))
+    resumed.next()  # a batch of its own in flight, dropped by the load
+    resumed.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(resumed.next(), expected[2]))
+    plain = Prefetcher(BatchSampler(colors, 4, seed=1))
+    assert torch.equal(plain.next(), BatchSampler(colors, 4, seed=1).next())
+
+
 @pytest.mark.parametrize("variant", [
     {"gan_loss": "hinge"},
     {"disc_spectral_norm": True},
