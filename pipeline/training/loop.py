@@ -77,11 +77,16 @@ def fit(
                     state.step % loop.sample_every == 0 or state.step == loop.steps):
                 sample_fn(state)
             stopping = stop_after is not None and state.step >= stop_after
-            if rt.is_main and (stopping or (state.step % loop.checkpoint_every == 0 and state.step < loop.steps)):
-                logger.snapshot(checkpointer.live_snapshot)  # first: restore drops its rows past the checkpoint
-                checkpointer.save({**state.state_dict(), "log_window": {"sums": sums, "count": count}})
+            if stopping or (state.step % loop.checkpoint_every == 0 and state.step < loop.steps):
+                snapshot = state.state_dict()  # on every rank: under DDP it gathers each rank's streams
+                if rt.is_main:
+                    logger.snapshot(checkpointer.live_snapshot)  # first: restore drops its rows past the checkpoint
+                    checkpointer.save({**snapshot, "log_window": {"sums": sums, "count": count}})
             if stopping:
                 break
     finally:
         bar.close()
+        for helper in state.stateful.values():  # e.g. a prefetcher's worker thread
+            if hasattr(helper, "close"):
+                helper.close()
     return state

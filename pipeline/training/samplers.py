@@ -113,10 +113,8 @@ class Prefetcher:
     """
 
     def __init__(self, sampler: BatchSampler | PairSampler, pin: bool = False):
-        from concurrent.futures import ThreadPoolExecutor
-
         self.sampler, self.pin = sampler, pin
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
+        self._pool = None  # the worker thread, started by the first batch (again after `close`)
         self._pending = None  # (sampler state before the draw, future of the batch)
 
     def _fetch(self):
@@ -126,6 +124,13 @@ class Prefetcher:
         return batch
 
     def _submit(self) -> None:
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # pinning on the worker needs the trainer's CUDA device current there too
+            init = (torch.cuda.set_device, (torch.cuda.current_device(),)) if self.pin else (None, ())
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch", initializer=init[0],
+                                            initargs=init[1])
         # the state is read here, on the caller's thread, before the worker touches the generator
         self._pending = (self.sampler.state_dict(), self._pool.submit(self._fetch))
 
@@ -142,7 +147,20 @@ class Prefetcher:
         return self._pending[0]
 
     def load_state_dict(self, state: dict) -> None:
-        if self._pending is not None:
-            self._pending[1].result()  # let the worker finish with the generator first
-            self._pending = None
+        self._drop_pending()
         self.sampler.load_state_dict(state)
+
+    def close(self) -> None:
+        """Drop the batch in flight and stop the worker (`fit` calls it when training ends)."""
+        self._drop_pending()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _drop_pending(self) -> None:
+        if self._pending is not None:
+            from concurrent.futures import wait
+
+            wait([self._pending[1]])  # the worker done with the generator; its batch (or error) dropped
+            self.sampler.load_state_dict(self._pending[0])  # and the draw undone: the next one redraws it
+            self._pending = None

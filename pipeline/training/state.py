@@ -42,15 +42,22 @@ class TrainState:
     step: int = 0
 
     def state_dict(self) -> dict:
-        return {
+        """The checkpoint. Under DDP every rank must call it (it gathers each rank's own
+        random streams: augmentation, noise, pools; the networks are the same on all)."""
+        own = {"stateful": {k: s.state_dict() for k, s in self.stateful.items()}, "rng": rng_state()}
+        out = {
             "step": self.step,
             # the bare networks' weights: a checkpoint resumes with or without DDP around them
             "models": {k: unwrap(m).state_dict() for k, m in self.models.items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-            "stateful": {k: s.state_dict() for k, s in self.stateful.items()},
-            "rng": rng_state(),
+            **own,  # rank 0's, which any rank count can resume from
         }
+        if _world() > 1:
+            ranks: list = [None] * _world()
+            torch.distributed.all_gather_object(ranks, own)
+            out["per_rank"] = ranks
+        return out
 
     def load_state_dict(self, state: dict) -> None:
         for kind, part in (("models", self.models), ("optimizers", self.optimizers),
@@ -64,7 +71,20 @@ class TrainState:
             o.load_state_dict(state["optimizers"][k])
         for k, s in self.schedulers.items():
             s.load_state_dict(state["schedulers"][k])
+        # each rank its own streams when the rank count is the checkpoint's; else rank 0's
+        per_rank = state.get("per_rank") or []
+        own = per_rank[_rank()] if len(per_rank) == _world() else state
         for k, s in self.stateful.items():
-            s.load_state_dict(state["stateful"][k])
-        set_rng_state(state["rng"])
+            s.load_state_dict(own["stateful"][k])
+        set_rng_state(own["rng"])
         self.step = int(state["step"])
+
+
+def _world() -> int:
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _rank() -> int:
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0

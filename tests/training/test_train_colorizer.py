@@ -94,8 +94,11 @@ def test_prefetched_batches_and_checkpoints_are_the_bare_samplers():
     resumed.next()  # a batch of its own in flight, dropped by the load
     resumed.load_state_dict(state)
     assert all(torch.equal(a, b) for a, b in zip(resumed.next(), expected[2]))
-    plain = Prefetcher(BatchSampler(colors, 4, seed=1))
-    assert torch.equal(plain.next(), BatchSampler(colors, 4, seed=1).next())
+    plain, bare_one = Prefetcher(BatchSampler(colors, 4, seed=1)), BatchSampler(colors, 4, seed=1)
+    assert torch.equal(plain.next(), bare_one.next())
+    plain.close()  # as `fit` ends: the worker stopped, the batch in flight dropped and its draw undone
+    assert torch.equal(plain.state_dict()["generator"], bare_one.generator.get_state())
+    assert torch.equal(plain.next(), bare_one.next())  # a closed prefetcher goes on where it was
 
 
 @pytest.mark.parametrize("variant", [

@@ -270,6 +270,48 @@ def test_data_parallel_on_two_gloo_processes_matches_one_process(tmp_path, which
         assert torch.allclose(ddp[k], single[k], atol=1e-5, rtol=1e-4), k
 
 
+def _resume_worker(rank: int, world: int, port: int, tmp: str, mode: str) -> None:
+    """One rank of a 2-process CycleGAN run with every per-rank stream on (augmentation,
+    image pools, cycle noise from the global RNG): straight to 6 steps, stopped at 3, or
+    resumed from that checkpoint."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from pipeline.runtime import setup_runtime, teardown_runtime
+
+    rt = setup_runtime("cpu")
+    torch.manual_seed(100 + rank)  # each rank its own global stream, as gan_stage seeds them
+    cfg = replace(TINY, flip=True, rotate_deg=5.0, shift=0.06, pool_size=4)
+    color, scan = data()
+    state = make_state(cfg, 1e-3, rt, color, scan, seed=0)
+    ckpt = Checkpointer(Path(tmp) / ("straight" if mode == "straight" else "stopped"), "fp")
+    state = fit(state, lambda st: cyclegan_step(st, cfg, rt), cfg, rt, MetricLogger(None), ckpt, progress=False,
+                stop_after=3 if mode == "half" else None)
+    if mode != "half":
+        torch.save(weights(state), Path(tmp) / f"{mode}-{rank}.pt")
+    teardown_runtime(rt)
+
+
+@pytest.mark.slow
+def test_a_two_process_run_resumes_each_ranks_own_streams(tmp_path):
+    """Killed at step 3 and resumed, a 2-process DDP run ends with the uninterrupted run's
+    weights: each rank gets back its own augmentation, pool and noise streams (before, every
+    rank resumed with rank 0's)."""
+    import torch.multiprocessing as mp
+
+    for mode in ("straight", "half", "resumed"):
+        mp.spawn(_resume_worker, args=(2, _free_port(), str(tmp_path), mode), nprocs=2, join=True)
+    straight, resumed = torch.load(tmp_path / "straight-0.pt"), torch.load(tmp_path / "resumed-0.pt")
+    saved = torch.load(tmp_path / "stopped" / "last.pt", weights_only=False)
+    assert len(saved["per_rank"]) == 2
+    assert not torch.equal(saved["per_rank"][0]["stateful"]["augment"]["generator"],
+                           saved["per_rank"][1]["stateful"]["augment"]["generator"])
+    for k in straight:
+        assert torch.equal(straight[k], resumed[k]), k
+    other = torch.load(tmp_path / "resumed-1.pt")
+    assert all(torch.equal(other[k], resumed[k]) for k in resumed)  # the ranks agree
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["cyclegan", "colorizer"])
 def test_the_compiled_step_matches_eager_on_cpu(which):
