@@ -33,7 +33,8 @@ class ImagePool:
                 out.append(img)
             elif torch.rand((), generator=self.generator).item() < 0.5:
                 j = int(torch.randint(0, self.size, (), generator=self.generator))
-                out.append(self.images[j].clone())
+                # `.to`: a resumed pool's images come back on the CPU (the checkpoint's device)
+                out.append(self.images[j].to(img.device, copy=True))
                 self.images[j] = img.clone()
             else:
                 out.append(img)
@@ -43,6 +44,7 @@ class ImagePool:
         return {"images": [t.cpu() for t in self.images], "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        device = self.images[0].device if self.images else None
-        self.images = [t.to(device) if device is not None else t for t in state["images"]]
+        """Images stay where the checkpoint has them (the CPU); `query` moves each one it
+        returns to its batch's device."""
+        self.images = list(state["images"])
         self.generator.set_state(state["generator"])

@@ -7,6 +7,7 @@ sample_every, checkpoint_every).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any, Callable
@@ -86,7 +87,8 @@ def fit(
                 break
     finally:
         bar.close()
-        for helper in state.stateful.values():  # e.g. a prefetcher's worker thread
-            if hasattr(helper, "close"):
-                helper.close()
+        with contextlib.ExitStack() as helpers:  # e.g. a prefetcher's worker; each closed even if one fails
+            for helper in state.stateful.values():
+                if hasattr(helper, "close"):
+                    helpers.callback(helper.close)
     return state

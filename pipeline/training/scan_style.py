@@ -15,7 +15,10 @@ generated scans alone can learn those cues, and true scans do not carry them (is
    on top, so outlines survive as clean binary lines, and dark fills go solid black as
    manga inks dark colors; the dense-tone level is thus left to about 0.5-0.66.
 
-The colorizer's target is untouched; only its input scan changes. Parameters are drawn
+The colorizer's target colors are untouched; the re-inked scan replaces the generated one
+wherever the step uses the scan, as a true scan would: the generator's input, the
+discriminator's condition and the ink composed over the colors for the composite L1.
+Parameters are drawn
 from the object's generator (checkpointed), so a resumed run draws what an uninterrupted
 one would.
 """

@@ -42,8 +42,9 @@ class TrainState:
     step: int = 0
 
     def state_dict(self) -> dict:
-        """The checkpoint. Under DDP every rank must call it (it gathers each rank's own
-        random streams: augmentation, noise, pools; the networks are the same on all)."""
+        """The checkpoint. Under DDP every rank must call it: it gathers each rank's own
+        random streams (augmentation, noise, pools; the networks are the same on all) to
+        rank 0, the one that saves it."""
         own = {"stateful": {k: s.state_dict() for k, s in self.stateful.items()}, "rng": rng_state()}
         out = {
             "step": self.step,
@@ -53,9 +54,9 @@ class TrainState:
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             **own,  # rank 0's, which any rank count can resume from
         }
-        if _world() > 1:
-            ranks: list = [None] * _world()
-            torch.distributed.all_gather_object(ranks, own)
+        if _world() > 1:  # to rank 0, which writes the checkpoint (the others' copy is None)
+            ranks: list | None = [None] * _world() if _rank() == 0 else None
+            torch.distributed.gather_object(own, ranks, dst=0)
             out["per_rank"] = ranks
         return out
 

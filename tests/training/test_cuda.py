@@ -105,11 +105,13 @@ def test_bf16_step_stays_close_to_fp32(cuda):
 
 def test_resume_on_cuda_continues_the_run(cuda, tmp_path):
     color, scan = data()
-    loop = TINY
+    # image pools full by the checkpoint: the resumed pools' images (loaded on the CPU) must
+    # come back on the GPU when returned (a mixed-device concat crashed that resume)
+    cfg = loop = replace(TINY, pool_size=2)
 
     def run(ckpt, stop_after=None):
-        state = make_state(TINY, 1e-3, cuda, color, scan, seed=0)
-        return fit(state, lambda st: cyclegan_step(st, TINY, cuda), loop, cuda, MetricLogger(None),
+        state = make_state(cfg, 1e-3, cuda, color, scan, seed=0)
+        return fit(state, lambda st: cyclegan_step(st, cfg, cuda), loop, cuda, MetricLogger(None),
                    Checkpointer(tmp_path / ckpt, "fp"), progress=False, stop_after=stop_after)
 
     straight = run("a")
@@ -117,7 +119,7 @@ def test_resume_on_cuda_continues_the_run(cuda, tmp_path):
     resumed = run("b")
     assert resumed.step == straight.step == TINY.steps
     a, b = weights(straight), weights(resumed)
-    init = weights(make_state(TINY, 1e-3, cuda, color, scan, seed=0))
+    init = weights(make_state(cfg, 1e-3, cuda, color, scan, seed=0))
     diff = torch.cat([(a[k] - b[k]).abs().flatten() for k in a])
     moved = torch.cat([(a[k] - init[k]).abs().flatten() for k in a])
     # Not bit-identical on CUDA: cuDNN's kernels (autotuned per process, atomics in some

@@ -163,6 +163,12 @@ def test_sampler_pool_and_augment_resume_exactly():
     pool.load_state_dict(saved)
     assert torch.equal(out, pool.query(imgs[3]))
     assert len(pool.images) == 3
+    # resumed in a fresh process the stored images are the checkpoint's (CPU) tensors: a
+    # batch on another device (as on a GPU) gets them moved, never a mixed-device concat
+    fresh = ImagePool(3, seed=1)
+    fresh.load_state_dict(saved)
+    moved = fresh.query(imgs[3].to("meta"))
+    assert moved.device.type == "meta" and moved.shape == imgs[3].shape
 
 
 def test_augment_moves_a_pair_together():
