@@ -63,11 +63,12 @@ def compile_mode_for(device) -> str:
 
 
 def step_runner(model: str, params, size: int, batch: int, rt, compile_models: bool = False,
-                prefetch: bool = True):
+                prefetch: bool | None = None):
     """A closure doing one training step (G and D updates) on random uint8 data; with
     `compile_models`, every network compiled as training compiles it (the stage's
-    `compile` param: `pipeline.training.distributed.for_training`); without `prefetch`,
-    each batch is read inside the step (the samplers bare, as before prefetching)."""
+    `compile` param: `pipeline.training.distributed.for_training`). `prefetch` None reads
+    batches as the stages do (`samplers.read_ahead`: one step ahead on a thread on CUDA,
+    inside the step on the CPU); True or False forces either way on any device."""
     import numpy as np
 
     mode = compile_mode_for(rt.device) if compile_models else "none"
@@ -86,10 +87,12 @@ def step_runner(model: str, params, size: int, batch: int, rt, compile_models: b
         cfg = replace(params.colorizer, batch_size=batch, crop=0, progressive_sizes=[], compile=mode)
         state = colorization.make_state(cfg, 2e-4, rt, scan, color, seed=0)
         step = colorization.colorizer_step
-    if not prefetch:
-        from pipeline.training.samplers import Prefetcher
+    if prefetch is not None:
+        from pipeline.training.samplers import BatchSampler, PairSampler, Prefetcher
 
-        state.stateful = {k: v.sampler if isinstance(v, Prefetcher) else v for k, v in state.stateful.items()}
+        bare = {k: v.sampler if isinstance(v, Prefetcher) else v for k, v in state.stateful.items()}
+        state.stateful = {k: Prefetcher(v, pin=rt.device.type == "cuda")
+                          if prefetch and isinstance(v, (BatchSampler, PairSampler)) else v for k, v in bare.items()}
     return lambda: step(state, cfg, rt)
 
 

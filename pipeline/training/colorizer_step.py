@@ -25,7 +25,7 @@ from pipeline.training.distributed import for_training
 from pipeline.training.hint_sampler import HintSampler
 from pipeline.training.losses import d_loss, feature_matching_loss, g_adv_loss
 from pipeline.training.optim import adam, linear_decay
-from pipeline.training.samplers import PairSampler, Prefetcher
+from pipeline.training.samplers import PairSampler, read_ahead
 from pipeline.training.scan_style import ScanStyle
 from pipeline.training.state import TrainState
 
@@ -64,8 +64,8 @@ def make_state(cfg: ColorizerConfig, lr: float, rt: Runtime, scans: np.ndarray, 
         optimizers={"G": opt_g, "D": opt_d},
         schedulers={"G": torch.optim.lr_scheduler.LambdaLR(opt_g, decay),
                     "D": torch.optim.lr_scheduler.LambdaLR(opt_d, decay)},
-        stateful={"pairs": Prefetcher(PairSampler(scans, colors, cfg.batch_size, seed + 1, rt.rank, rt.world_size,
-                                                  cfg.crop), pin=rt.device.type == "cuda"),
+        stateful={"pairs": read_ahead(PairSampler(scans, colors, cfg.batch_size, seed + 1, rt.rank, rt.world_size,
+                                                  cfg.crop), rt.device),
                   "augment": RandomAffine(cfg.flip, cfg.rotate_deg, cfg.shift, seed + 2 + 1000 * rt.rank),
                   **({"hints": HintSampler(seed + 3 + 1000 * rt.rank, cfg.hints_p, cfg.hints_max, cfg.hint_patch,
                                            cfg.hint_recolor)}

@@ -20,7 +20,7 @@ from pipeline.training.distributed import for_training
 from pipeline.training.image_pool import ImagePool
 from pipeline.training.losses import lsgan_loss
 from pipeline.training.optim import adam, linear_decay
-from pipeline.training.samplers import BatchSampler, Prefetcher
+from pipeline.training.samplers import BatchSampler, read_ahead
 from pipeline.training.state import TrainState
 
 
@@ -57,16 +57,17 @@ def make_state(cfg: CycleGANConfig, lr: float, rt: Runtime, color: np.ndarray, s
     opt_g = adam(list(g_scan.parameters()) + list(g_color.parameters()), lr, betas, rt)
     opt_d = adam(list(d_scan.parameters()) + list(d_color.parameters()), lr, betas, rt)
     decay = linear_decay(cfg.steps, cfg.decay_start)
-    pin = rt.device.type == "cuda"
     return TrainState(
         models={"G_scan": g_scan, "G_color": g_color, "D_scan": d_scan, "D_color": d_color},
         optimizers={"G": opt_g, "D": opt_d},
         schedulers={"G": torch.optim.lr_scheduler.LambdaLR(opt_g, decay),
                     "D": torch.optim.lr_scheduler.LambdaLR(opt_d, decay)},
         stateful={
-            # each batch read (and pinned, on CUDA) on a thread while the step before computes
-            "color": Prefetcher(BatchSampler(color, cfg.batch_size, seed + 1, rt.rank, rt.world_size, cfg.crop), pin),
-            "scan": Prefetcher(BatchSampler(scan, cfg.batch_size, seed + 2, rt.rank, rt.world_size, cfg.crop), pin),
+            # on CUDA each batch read and pinned on a thread while the step before computes
+            "color": read_ahead(BatchSampler(color, cfg.batch_size, seed + 1, rt.rank, rt.world_size, cfg.crop),
+                                rt.device),
+            "scan": read_ahead(BatchSampler(scan, cfg.batch_size, seed + 2, rt.rank, rt.world_size, cfg.crop),
+                               rt.device),
             "pool_scan": ImagePool(cfg.pool_size, seed + 3),
             "pool_color": ImagePool(cfg.pool_size, seed + 4),
             # per-rank augmentation stream: each rank transforms its own slice

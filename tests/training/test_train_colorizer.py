@@ -79,7 +79,7 @@ def test_crops_under_ddp_split_one_global_batch():
 def test_prefetched_batches_and_checkpoints_are_the_bare_samplers():
     """The prefetcher reads one batch ahead on a thread; the batches, and what a checkpoint
     taken between any two steps resumes to, are those of the bare sampler."""
-    from pipeline.training.samplers import BatchSampler, Prefetcher
+    from pipeline.training.samplers import BatchSampler, Prefetcher, read_ahead
 
     rng = np.random.default_rng(0)
     colors = rng.integers(0, 256, (9, 24, 24, 3), dtype=np.uint8)
@@ -99,6 +99,9 @@ def test_prefetched_batches_and_checkpoints_are_the_bare_samplers():
     plain.close()  # as `fit` ends: the worker stopped, the batch in flight dropped and its draw undone
     assert torch.equal(plain.state_dict()["generator"], bare_one.generator.get_state())
     assert torch.equal(plain.next(), bare_one.next())  # a closed prefetcher goes on where it was
+    # the stages read ahead on CUDA only: on the CPU a reading thread competes for the step's cores
+    assert read_ahead(bare, torch.device("cpu")) is bare
+    assert isinstance(read_ahead(bare, torch.device("cuda")), Prefetcher)
 
 
 @pytest.mark.parametrize("variant", [

@@ -21,7 +21,7 @@ from pipeline.training.image_pool import ImagePool
 from pipeline.training.loop import fit
 from pipeline.training.metric_logger import MetricLogger
 from pipeline.training.optim import linear_decay
-from pipeline.training.samplers import BatchSampler
+from pipeline.training.samplers import BatchSampler, Prefetcher
 
 CPU = Runtime(device=torch.device("cpu"))
 TINY = CycleGANConfig(steps=6, batch_size=2, crop=0, generator_width=4, n_down=1, n_res=1, disc_width=4, groups=2,
@@ -38,19 +38,24 @@ def weights(state):
     return {f"{name}.{k}": v.clone() for name, m in state.models.items() for k, v in unwrap(m).state_dict().items()}
 
 
-def run(tmp: Path, cfg=TINY, stop_after=None, ckpt="ckpt", fp="fp"):
+def run(tmp: Path, cfg=TINY, stop_after=None, ckpt="ckpt", fp="fp", prefetch=False):
     color, scan = data()
     state = make_state(cfg, 2e-4, CPU, color, scan, seed=0)
+    if prefetch:  # as on CUDA: the samplers read one batch ahead on a thread
+        state.stateful = {k: Prefetcher(v) if isinstance(v, BatchSampler) else v for k, v in state.stateful.items()}
     return fit(state, lambda st: cyclegan_step(st, cfg, CPU), cfg, CPU, MetricLogger(None),
                Checkpointer(tmp / ckpt, fp), progress=False, stop_after=stop_after)
 
 
-def test_resume_is_exact(tmp_path):
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_resume_is_exact(tmp_path, prefetch):
+    """Killed and re-run, training ends with the uninterrupted run's weights; with batches
+    read ahead on a thread (CUDA's way) too, against the bare samplers' uninterrupted run."""
     straight = run(tmp_path, ckpt="a")
     # interrupted after 3 steps (between checkpoints: the last one is at step 2 ... plus the stop)
-    half = run(tmp_path, ckpt="b", stop_after=3)
+    half = run(tmp_path, ckpt="b", stop_after=3, prefetch=prefetch)
     assert half.step == 3
-    resumed = run(tmp_path, ckpt="b")
+    resumed = run(tmp_path, ckpt="b", prefetch=prefetch)
     assert resumed.step == straight.step == 6
     a, b = weights(straight), weights(resumed)
     assert a.keys() == b.keys()
