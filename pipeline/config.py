@@ -308,6 +308,9 @@ class CycleGANConfig(TrainingLoopConfig):
     scan_white_point: float = 1.0
     lambda_cycle: float = 2.5  # λ, each way (the CycleGAN paper: 10; 2.5 measured better here)
     lambda_identity: float = 0.5  # × λ
+    # weight of a loss pushing G_scan's scans to ink or paper (mean of 1 - |x| in [-1, 1]):
+    # true scans are nearly binary (lines, dots, white paper), generated ones grey (0: off)
+    lambda_binary: float = 0.0
     # σ of Gaussian noise on G_scan's output before G_color reconstructs the color image:
     # without it G_scan hides the colors in faint high-frequency patterns (the cycle
     # "steganography" of Chu et al. 2017) instead of drawing clean line art
@@ -322,6 +325,7 @@ class CycleGANConfig(TrainingLoopConfig):
         _check(0.5 <= self.scan_white_point <= 1, f"{key}.scan_white_point", "a number in [0.5, 1]",
                self.scan_white_point)
         _check(0 <= self.pool_size <= 1000, f"{key}.pool_size", "an integer in [0, 1000]", self.pool_size)
+        _check(0 <= self.lambda_binary <= 100, f"{key}.lambda_binary", "a number in [0, 100]", self.lambda_binary)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,9 @@ FILL_RADIUS = 3  # pixels: ink that survives an opening with a disk this size is
 # scaled with the page's area), where at least TONE_DENSITY of a TONE_WINDOW-px window is dots
 TONE_DOT_MAX, TONE_DOT_PAGE = 30, 1500
 TONE_DENSITY, TONE_WINDOW = 0.04, 15
+# light tone is many dots: at least TONE_MIN_DOTS specks centred in a TONE_COUNT_WINDOW-px
+# window; fewer (a lettered "I", a period, a highlight in an eye) are strokes, not tone
+TONE_MIN_DOTS, TONE_COUNT_WINDOW = 6, 41
 MESH_FLIPS = 0.45  # ink/paper alternations per pixel (across and down) of a dense tone: a stroke gives ~0.15
 FILL_LIGHTNESS = 28.0  # CIELAB L* of a black fill's color
 COLORED_CHROMA = 6.0  # a color layer less chromatic than this under a fill leaves the fill black
@@ -74,6 +77,12 @@ def separate(scan: np.ndarray) -> Separation:
     small = sizes <= dot_max
     small[0] = False
     dots = small[specks]  # light tone: dots apart
+    centers = np.zeros((h, w), np.float32)  # one mark per small speck, at its centre
+    index = np.flatnonzero(small & (np.bincount(specks.ravel(), minlength=n + 1) > 0))  # not shaved off a fill
+    if index.size:
+        cy, cx = (np.rint(c).astype(int) for c in zip(*ndimage.center_of_mass(dots, specks, index)))
+        np.add.at(centers, (cy, cx), 1.0)
+    crowd = ndimage.uniform_filter(centers, TONE_COUNT_WINDOW, mode="constant") * TONE_COUNT_WINDOW ** 2
     # dense tone: dots that touch (a mesh), found by how often ink and paper alternate; in it,
     # what an opening with a 3 x 3 square removes is dots, what survives is a stroke
     flips = np.zeros((h, w), np.float32)
@@ -81,7 +90,8 @@ def separate(scan: np.ndarray) -> Separation:
     flips[1:, :] += ink[1:, :] != ink[:-1, :]
     texture = ndimage.uniform_filter(flips, TONE_WINDOW) > MESH_FLIPS
     mesh = texture & ink & ~fill & ~ndimage.binary_opening(ink, np.ones((3, 3), bool))
-    tone = ndimage.uniform_filter(dots.astype(np.float32), TONE_WINDOW) > TONE_DENSITY
+    tone = ((ndimage.uniform_filter(dots.astype(np.float32), TONE_WINDOW) > TONE_DENSITY)
+            & (crowd > TONE_MIN_DOTS - 0.5))
     tone = (tone | texture) & ~fill
     dots = (dots | mesh) & tone
     line = ink & ~fill & ~dots

@@ -107,6 +107,9 @@ def cyclegan_step(state: TrainState, cfg: CycleGANConfig, rt: Runtime) -> dict[s
         loss_idt = F.l1_loss(g_out[2 * b:].float(), scan.float()) \
             if cfg.lambda_identity > 0 else torch.zeros((), device=rt.device)
         loss_g = loss_adv + lam * loss_cycle + lam * cfg.lambda_identity * loss_idt
+        if cfg.lambda_binary:  # the scans toward ink (-1) or paper (+1), as true scans are
+            loss_bin = (1 - fake_scan.float().abs()).clamp(min=0).mean()
+            loss_g = loss_g + cfg.lambda_binary * loss_bin
     loss_g.backward()  # DDP: the generators' gradients averaged over ranks during the backward
     opt_g.step()
     for d in (d_scan, d_color):
@@ -125,7 +128,8 @@ def cyclegan_step(state: TrainState, cfg: CycleGANConfig, rt: Runtime) -> dict[s
     loss_d.backward()
     opt_d.step()
     return {"loss/G_adv": loss_adv.item(), "loss/cycle": loss_cycle.item(), "loss/identity": loss_idt.item(),
-            "loss/D_scan": loss_d_scan.item(), "loss/D_color": loss_d_color.item()}
+            "loss/D_scan": loss_d_scan.item(), "loss/D_color": loss_d_color.item(),
+            **({"loss/binary": loss_bin.item()} if cfg.lambda_binary else {})}
 
 
 def describe(cfg: CycleGANConfig, lr: float) -> dict:

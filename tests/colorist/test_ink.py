@@ -43,6 +43,30 @@ def test_separate_tells_strokes_fills_and_tone_apart():
     assert not (blank.line.any() or blank.fill.any() or blank.tone.any())
 
 
+def test_lettering_and_lone_specks_are_strokes_not_tone():
+    """On a page-sized scan (1500 px: specks up to 30 px may be tone dots) a lettered "I", a
+    period and an eye's highlight are as small as dots but alone: strokes, kept pixel-exact,
+    never descreened away; a light tone of such dots beside them stays tone."""
+    p = np.full((300, 1500), 255, np.uint8)
+    for k, x in enumerate(range(100, 400, 30)):  # a line of lettering: big letters, "I"s, a period
+        if k % 3 == 1:
+            p[100:112, x + 4:x + 6] = 0  # "I": 2 x 12 = 24 px
+        else:
+            p[100:114, x:x + 10] = 0
+            p[102:112, x + 2:x + 8] = 255  # a hollow letter, 88 px
+    p[110:113, 420:423] = 0  # the period
+    p[200:203, 700:703] = 0  # a highlight's outline, far from everything
+    for y in range(100, 220, 6):  # light tone: 2 x 2 dots on a 6-px pitch
+        for x in range(1000, 1120, 6):
+            p[y:y + 2, x:x + 2] = 0
+    sep = separate(p)
+    text = p[:, :800] < 128
+    assert not sep.tone[:, :800].any() and sep.line[:, :800][text].all()
+    assert sep.tone[110:210, 1010:1110].all()
+    out = compose_page(np.full((300, 1500, 3), BLUE, np.uint8), p, sep)
+    assert (out[:, :800][text] == 0).all()  # the lettering keeps its ink under a colored layer
+
+
 def test_compose_keeps_strokes_shades_fills_and_descreens_tone():
     p = drawn_page()
     sep = separate(p)
