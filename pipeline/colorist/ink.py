@@ -73,12 +73,13 @@ def separate(scan: np.ndarray) -> Separation:
         shaved[0] = False
         fill |= shaved[specks]
         specks[shaved[specks]] = 0
+        sizes[shaved] = 0  # those labels are gone
     dot_max = max(4, round(TONE_DOT_MAX * (max(h, w) / TONE_DOT_PAGE) ** 2))
     small = sizes <= dot_max
     small[0] = False
     dots = small[specks]  # light tone: dots apart
     centers = np.zeros((h, w), np.float32)  # one mark per small speck, at its centre
-    index = np.flatnonzero(small & (np.bincount(specks.ravel(), minlength=n + 1) > 0))  # not shaved off a fill
+    index = np.flatnonzero(small & (sizes > 0))  # the dots still there (not shaved off a fill)
     if index.size:
         cy, cx = (np.rint(c).astype(int) for c in zip(*ndimage.center_of_mass(dots, specks, index)))
         np.add.at(centers, (cy, cx), 1.0)
