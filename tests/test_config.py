@@ -111,3 +111,16 @@ def test_full_scale_config_is_valid_and_is_the_original_setting():
     # the same keys as the default: an experiment can switch between the two files
     default = load_params(ROOT / "params.yaml")
     assert type(p) is type(default) and p.select == default.select
+
+
+def test_cpu_hour_config_is_the_default_with_a_wider_longer_colorizer():
+    """configs/cpu-hour.yaml is what its header's `dvc exp run -S ...` sets: the default
+    pipeline but for the colorizer's width and steps (issue 25's opt-in scale)."""
+    from dataclasses import replace
+
+    p, default = load_params(ROOT / "configs/cpu-hour.yaml"), load_params(ROOT / "params.yaml")
+    assert p.colorizer.width >= 32 and p.colorizer.steps > default.colorizer.steps
+    header = (ROOT / "configs/cpu-hour.yaml").read_text().split("\n\n")[0]
+    assert f"colorizer.width={p.colorizer.width}" in header and f"colorizer.steps={p.colorizer.steps}" in header
+    assert replace(p, colorizer=replace(p.colorizer, width=default.colorizer.width,
+                                        steps=default.colorizer.steps)) == default

@@ -23,7 +23,7 @@ from pipeline.runtime import Runtime, unwrap
 from pipeline.training.augment import RandomAffine
 from pipeline.training.distributed import for_training
 from pipeline.training.hint_sampler import HintSampler
-from pipeline.training.losses import d_loss, feature_matching_loss, g_adv_loss
+from pipeline.training.losses import d_loss, feature_matching_loss, g_adv_loss, l1_loss
 from pipeline.training.optim import adam, linear_decay
 from pipeline.training.samplers import PairSampler, read_ahead
 from pipeline.training.scan_style import ScanStyle
@@ -131,9 +131,9 @@ def colorizer_step(state: TrainState, cfg: ColorizerConfig, rt: Runtime) -> dict
         loss_adv = g_adv_loss(cfg.gan_loss, pred_fake)
         if cfg.composite_l1:  # the page as composed against the target: in [0, 1], back to [-1, 1]
             factor = composite_factors(scan).to(fake.device, fake.dtype)
-            loss_l1 = F.l1_loss(((fake.float() + 1) * factor - 1), color.float())
+            loss_l1 = l1_loss((fake.float() + 1) * factor - 1, color, cfg.l1_space)
         else:
-            loss_l1 = F.l1_loss(fake.float(), color.float())
+            loss_l1 = l1_loss(fake, color, cfg.l1_space)
         loss_g = loss_adv + cfg.lambda_l1 * loss_l1 + cfg.lambda_fm * losses.get("loss/FM", 0.0)
     loss_g.backward()  # DDP: G's gradients averaged over ranks during the backward
     opt_g.step()

@@ -158,3 +158,57 @@ def test_hinge_and_lsgan_losses():
     assert g_adv_loss("hinge", fake).item() == pytest.approx(2.0)
     assert d_loss("lsgan", torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)).item() == 0.0
     assert g_adv_loss("lsgan", torch.zeros(1, 1, 2, 2)).item() == 1.0
+
+
+def test_rgb_to_lab_is_scikit_images_and_differentiable_at_black_and_white():
+    from skimage.color import rgb2lab
+
+    from pipeline.training.losses import rgb_to_lab
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (24, 24, 3)).astype(np.uint8)
+    rgb[0, :3] = [[0, 0, 0], [255, 255, 255], [1, 2, 3]]
+    got = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255)[0].permute(1, 2, 0).numpy()
+    assert np.abs(got - rgb2lab(rgb)).max() < 1e-3
+    x = torch.tensor([0.0, 1.0, 0.5]).reshape(1, 3, 1, 1).repeat(1, 1, 2, 2).requires_grad_(True)
+    rgb_to_lab(x).sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_lab_l1_weighs_an_error_as_delta_e_does():
+    """Errors of one RGB L1 size, spread differently over the channels: the RGB L1 sees them
+    all alike; the Lab L1 (`colorizer.l1_space: lab`) ranks them as ΔE2000 does."""
+    from scipy.stats import spearmanr
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    from pipeline.training.losses import l1_loss
+
+    rng = np.random.default_rng(0)
+    target = rng.uniform(0.2, 0.8, (200, 3))
+    pred = target + rng.dirichlet([1, 1, 1], 200) * rng.choice([-1, 1], (200, 3)) * 0.15
+    delta_e = deltaE_ciede2000(rgb2lab(target[None]), rgb2lab(pred[None]))[0]
+    as_input = lambda a: torch.tensor(a * 2 - 1, dtype=torch.float32)[:, :, None, None]  # noqa: E731
+    losses = {space: np.array([l1_loss(as_input(pred[i:i + 1]), as_input(target[i:i + 1]), space).item()
+                               for i in range(200)]) for space in ("rgb", "lab")}
+    assert np.ptp(losses["rgb"]) < 1e-6  # one size for the RGB L1
+    assert spearmanr(losses["lab"], delta_e).statistic > 0.5
+
+
+@pytest.mark.parametrize("space", ["rgb", "lab"])
+def test_colorizer_step_takes_its_l1_in_the_configured_space(space):
+    import copy
+
+    from pipeline.training.losses import l1_loss
+
+    colors = smooth(1, 3)
+    scans = greyscale_u8(colors)
+    cfg = replace(TINY, batch_size=1, l1_space=space)
+    state = make_state(cfg, 2e-3, CPU, scans, colors, seed=0)
+    g_before = copy.deepcopy(state.models["G"])
+    logged = colorizer_step(state, cfg, CPU)["loss/L1"]
+    as_input = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
+    with torch.no_grad():
+        fake = g_before(as_input(scans))
+    assert logged == pytest.approx(l1_loss(fake, as_input(colors), space).item(), rel=1e-4)
+    other = "rgb" if space == "lab" else "lab"
+    assert logged != pytest.approx(l1_loss(fake, as_input(colors), other).item(), rel=1e-2)
