@@ -302,6 +302,9 @@ class CycleGANConfig(TrainingLoopConfig):
     n_res: int = 2
     disc_width: int = 16
     disc_attention: bool = True
+    # D_scan also sees tanh(gain · high-pass) of each scan, where a generated scan's faint
+    # texture on paper shows as plainly as a line (0: off)
+    disc_scan_highpass: float = 0.0
     groups: int = 8  # GroupNorm groups
     generator_skip: bool = True  # generators learn a residual over greyscale / repeated scan
     # G_scan's white point: lightness (of [0, 1]) from which its scans are paper white (1.0: none)
@@ -326,6 +329,8 @@ class CycleGANConfig(TrainingLoopConfig):
                self.scan_white_point)
         _check(0 <= self.pool_size <= 1000, f"{key}.pool_size", "an integer in [0, 1000]", self.pool_size)
         _check(0 <= self.lambda_binary <= 100, f"{key}.lambda_binary", "a number in [0, 100]", self.lambda_binary)
+        _check(0 <= self.disc_scan_highpass <= 100, f"{key}.disc_scan_highpass", "a number in [0, 100]",
+               self.disc_scan_highpass)
 
 
 @dataclass(frozen=True)

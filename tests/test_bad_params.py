@@ -79,6 +79,8 @@ BAD: list[tuple[str, bytes, type[Exception], tuple[str, ...]]] = [
     ("gan-loss-unknown", b"colorizer:\n  gan_loss: wasserstein\n", ParamsError, ("colorizer.gan_loss", "hinge")),
     ("l1-space-unknown", b"colorizer:\n  l1_space: yuv\n", ParamsError, ("colorizer.l1_space", "lab")),
     ("binary-loss-negative", b"cyclegan:\n  lambda_binary: -1\n", ParamsError, ("cyclegan.lambda_binary", "[0, 100]")),
+    ("highpass-negative", b"cyclegan:\n  disc_scan_highpass: -2\n", ParamsError,
+     ("cyclegan.disc_scan_highpass", "[0, 100]")),
     # --- color hints
     ("hints-p-zero", b"colorizer:\n  hints_p: 0\n", ParamsError, ("colorizer.hints_p", "(0, 1]")),
     ("hints-max-negative", b"colorizer:\n  hints_max: -1\n", ParamsError, ("colorizer.hints_max", "0: no hints")),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pipeline.models.layers import (
@@ -32,6 +33,10 @@ class DiscriminatorConfig:
     attention: bool = True  # SimpleSelfAttention after each stride-2 block
     groups: int = 8  # GroupNorm groups (adapted to narrow layers); 0: no normalisation
     spectral_norm: bool = False  # every convolution spectrally normalised (Miyato et al. 2018)
+    # A high-pass view beside each input channel: tanh(gain · (x − its 3×3 mean)), so faint
+    # texture (a generated scan's grey speckle on paper) is as visible to D as a line is,
+    # where true scans' paper is flat. 0: the input alone.
+    highpass: float = 0.0
 
     def __post_init__(self) -> None:
         cls = type(self)
@@ -40,6 +45,7 @@ class DiscriminatorConfig:
         require(DISC_LAYERS[0] <= self.n_layers <= DISC_LAYERS[1], f"{cls.__name__}.n_layers", in_range(DISC_LAYERS),
                 self.n_layers)
         require(self.groups >= 0, f"{cls.__name__}.groups", "an integer >= 0", self.groups)
+        require(self.highpass >= 0, f"{cls.__name__}.highpass", "a number >= 0", self.highpass)
 
 
 class PatchDiscriminator(nn.Module):
@@ -66,7 +72,8 @@ class PatchDiscriminator(nn.Module):
         self.config = cfg
         norm = group_norm(cfg.groups) if cfg.groups else None
         lrelu = functools.partial(nn.LeakyReLU, 0.2)
-        dims = [cfg.in_channels] + [cfg.width * min(2**i, 8) for i in range(cfg.n_layers + 1)]
+        channels_in = cfg.in_channels * (2 if cfg.highpass else 1)
+        dims = [channels_in] + [cfg.width * min(2**i, 8) for i in range(cfg.n_layers + 1)]
 
         blocks: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(dims[:-2], dims[1:-1])):  # C64, C128, C256: stride 2
@@ -84,15 +91,25 @@ class PatchDiscriminator(nn.Module):
                         setattr(module, name, nn.utils.parametrizations.spectral_norm(child))
 
     def to_config_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.config)
+        config = dataclasses.asdict(self.config)
+        if not config["highpass"]:  # checkpoints from before the high-pass view: the same dict
+            del config["highpass"]
+        return config
+
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.config.highpass:
+            return x
+        mean = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        return torch.cat([x, torch.tanh(self.config.highpass * (x - mean))], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (B, C_in, H, W) -> (B, 1, h, w); for n_layers = 3, h = H/8 - 2
-        return self.head(self.features(x))
+        return self.head(self.features(self._inputs(x)))
 
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The score map and every block's activations (for a feature-matching loss)."""
         feats = []
+        x = self._inputs(x)
         for block in self.features:
             x = block(x)
             if not isinstance(block, (SimpleSelfAttention, nn.Identity)):

@@ -37,7 +37,8 @@ def build_cyclegan(cfg: CycleGANConfig):
 
     def disc(cin):
         return PatchDiscriminator(DiscriminatorConfig(in_channels=cin, width=cfg.disc_width,
-                                                      attention=cfg.disc_attention, groups=cfg.groups))
+                                                      attention=cfg.disc_attention, groups=cfg.groups,
+                                                      highpass=cfg.disc_scan_highpass if cin == 1 else 0.0))
 
     return gen(3, 1), gen(1, 3), disc(1), disc(3)
 

@@ -222,6 +222,41 @@ def test_discriminator_default_shapes():
     assert d(torch.randn(1, 3, 64, 64)).shape == (1, 1, 6, 6)
 
 
+def test_discriminator_highpass_view_shows_faint_texture_on_paper_as_plainly_as_a_line():
+    """`highpass`: D sees tanh(gain · (x − 3×3 mean)) beside x. Flat paper and flat grey give
+    0 there; a faint speckle on paper (|N(0, 0.02)| of [-1, 1]) comes out there 8× larger
+    than in the plain input, while a line saturates at ±1 and does not drown it."""
+    torch.manual_seed(0)
+    d = PatchDiscriminator(DiscriminatorConfig(1, width=4, highpass=16.0))
+    paper = torch.ones(1, 1, 32, 32)
+    grey = torch.full((1, 1, 32, 32), -0.3)
+    speckled = paper - 0.02 * torch.randn(1, 1, 32, 32).abs()
+    line = paper.clone()
+    line[..., 16, :] = -1.0
+    views = {name: d._inputs(x) for name, x in
+             {"paper": paper, "grey": grey, "speckled": speckled, "line": line}.items()}
+    assert all(v.shape == (1, 2, 32, 32) for v in views.values())
+    assert all(torch.equal(v[:, :1], x) for v, x in zip(views.values(), (paper, grey, speckled, line)))
+    assert views["paper"][:, 1].abs().max() == 0 and views["grey"][:, 1].abs().max() < 1e-6
+    speck_plain = (speckled - 1).abs().mean()
+    speck_hp = views["speckled"][:, 1].abs().mean()
+    assert speck_plain < 0.02 and speck_hp > 8 * speck_plain, (speck_plain, speck_hp)
+    assert views["line"][0, 1, 16].min() < -0.99  # the line saturates: it stays ±1, never dominates
+    assert d.features[0].conv.in_channels == 2 and d(speckled).shape == (1, 1, 2, 2)
+    off = PatchDiscriminator(DiscriminatorConfig(1, width=4))
+    assert torch.equal(off._inputs(speckled), speckled)
+
+
+def test_discriminator_highpass_round_trips_and_old_configs_stay_byte_identical():
+    old = PatchDiscriminator(DiscriminatorConfig(1, width=4)).to_config_dict()
+    assert "highpass" not in old  # a checkpoint written before the high-pass view: the same dict
+    net = PatchDiscriminator(DiscriminatorConfig(1, width=4, highpass=8.0))
+    rebuilt = build_discriminator(net.to_config_dict())
+    assert rebuilt.config.highpass == 8.0 and rebuilt.state_dict().keys() == net.state_dict().keys()
+    with pytest.raises(ValueError, match="highpass"):
+        DiscriminatorConfig(1, highpass=-1.0)
+
+
 # ------------------------------------------------------------------ configs, builders, helpers
 
 

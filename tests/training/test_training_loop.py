@@ -16,7 +16,7 @@ from pipeline.training.augment import RandomAffine
 from pipeline.training.checkpoints import Checkpointer, CheckpointError
 from pipeline.training.colorizer_step import colorizer_step
 from pipeline.training.colorizer_step import make_state as colorizer_state
-from pipeline.training.cyclegan_step import cyclegan_step, make_state
+from pipeline.training.cyclegan_step import build_cyclegan, cyclegan_step, make_state
 from pipeline.training.image_pool import ImagePool
 from pipeline.training.loop import fit
 from pipeline.training.metric_logger import MetricLogger
@@ -194,6 +194,22 @@ def test_the_binary_loss_pushes_generated_scans_to_ink_or_paper():
     (off, logs_off), (on, logs_on) = greyness(0.0), greyness(20.0)
     assert "loss/binary" not in logs_off and logs_on["loss/binary"] >= 0
     assert on < 0.8 * off, (on, off)
+
+
+def test_the_highpass_view_is_d_scans_alone_and_trains():
+    """`cyclegan.disc_scan_highpass`: D_scan sees the scan and its high-pass view (2 input
+    channels), D_color its 3 channels as before; a step with it gives finite losses and moves
+    D_scan's weights on the high-pass channel."""
+    cfg = replace(TINY, disc_scan_highpass=8.0)
+    _, _, d_scan, d_color = build_cyclegan(cfg)
+    assert d_scan.config.highpass == 8.0 and d_scan.features[0].conv.in_channels == 2
+    assert d_color.config.highpass == 0.0 and d_color.features[0].conv.in_channels == 3
+    color, scan = data()
+    state = make_state(cfg, 1e-2, CPU, color, scan, seed=0)
+    before = unwrap(state.models["D_scan"]).features[0].conv.weight[:, 1].clone()
+    logs = cyclegan_step(state, cfg, CPU)
+    assert all(np.isfinite(v) for v in logs.values())
+    assert not torch.equal(unwrap(state.models["D_scan"]).features[0].conv.weight[:, 1], before)
 
 
 def test_augment_moves_a_pair_together():
