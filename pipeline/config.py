@@ -303,7 +303,7 @@ class CycleGANConfig(TrainingLoopConfig):
     disc_width: int = 16
     disc_attention: bool = True
     # D_scan also sees tanh(gain · high-pass) of each scan, where a generated scan's faint
-    # texture on paper shows as plainly as a line (0: off)
+    # texture on paper is amplified (lines saturate at ±1) and flat paper stays 0 (0: off)
     disc_scan_highpass: float = 0.0
     groups: int = 8  # GroupNorm groups
     generator_skip: bool = True  # generators learn a residual over greyscale / repeated scan

@@ -34,8 +34,8 @@ class DiscriminatorConfig:
     groups: int = 8  # GroupNorm groups (adapted to narrow layers); 0: no normalisation
     spectral_norm: bool = False  # every convolution spectrally normalised (Miyato et al. 2018)
     # A high-pass view beside each input channel: tanh(gain · (x − its 3×3 mean)), so faint
-    # texture (a generated scan's grey speckle on paper) is as visible to D as a line is,
-    # where true scans' paper is flat. 0: the input alone.
+    # texture (a generated scan's grey speckle on paper) is amplified for D, lines saturate
+    # at ±1, and flat paper (as true scans have) is 0. 0: the input alone.
     highpass: float = 0.0
 
     def __post_init__(self) -> None:

@@ -222,7 +222,7 @@ def test_discriminator_default_shapes():
     assert d(torch.randn(1, 3, 64, 64)).shape == (1, 1, 6, 6)
 
 
-def test_discriminator_highpass_view_shows_faint_texture_on_paper_as_plainly_as_a_line():
+def test_discriminator_highpass_view_amplifies_faint_texture_on_paper_and_saturates_lines():
     """`highpass`: D sees tanh(gain · (x − 3×3 mean)) beside x. Flat paper and flat grey give
     0 there; a faint speckle on paper (|N(0, 0.02)| of [-1, 1]) comes out there 8× larger
     than in the plain input, while a line saturates at ±1 and does not drown it."""
