@@ -358,8 +358,9 @@ class ColorizerConfig(TrainingLoopConfig):
     # colorizer only: the greyscale baseline's inputs carry no ink)
     composite_l1: bool = True
     # the space the L1 is taken in: rgb (pix2pix) | lab (CIE Lab over 50, near the ΔE the
-    # evaluation measures); both colorizers, so the thesis test compares like with like
-    l1_space: Literal["rgb", "lab"] = "lab"
+    # evaluation measures) | de2000 (the evaluation's CIEDE2000 per pixel, over 50); both
+    # colorizers, so the thesis test compares like with like
+    l1_space: Literal["rgb", "lab", "de2000"] = "lab"
     # share of training scans re-inked as clean lines + screentone (`training.scan_style`):
     # the generated scan's grey shading, which true scans do not carry, hidden from the
     # colorizer (the method's colorizer only: greyscale copies are no scans to re-ink)

@@ -194,7 +194,52 @@ def test_lab_l1_weighs_an_error_as_delta_e_does():
     assert spearmanr(losses["lab"], delta_e).statistic > 0.5
 
 
-@pytest.mark.parametrize("space", ["rgb", "lab"])
+def test_delta_e_2000_is_scikit_images_and_matches_sharmas_published_pairs():
+    """The loss of `l1_space: de2000` is the evaluation's CIEDE2000 (scikit-image's
+    `deltaE_ciede2000`), per pixel, and the published test pairs of Sharma, Wu & Dalal
+    (2005) come out at their table's values."""
+    from skimage.color import deltaE_ciede2000
+
+    from pipeline.training.losses import delta_e_2000, rgb_to_lab
+
+    rng = np.random.default_rng(0)
+    a, b = rng.random((2, 3, 32, 32)), rng.random((2, 3, 32, 32))
+    b[:, :, :8] = (a[:, :, :8] + rng.normal(0, 0.01, (2, 3, 8, 32))).clip(0, 1)  # near pairs
+    lab_a, lab_b = rgb_to_lab(torch.tensor(a)), rgb_to_lab(torch.tensor(b))
+    ours = delta_e_2000(lab_a, lab_b).numpy()
+    ref = deltaE_ciede2000(lab_a.permute(0, 2, 3, 1).double().numpy(), lab_b.permute(0, 2, 3, 1).double().numpy())
+    assert ours.shape == (2, 32, 32) and np.abs(ours - ref).max() < 1e-3
+    sharma = [((50, 2.6772, -79.7751), (50, 0, -82.7485), 2.0425),
+              ((50, -1.3802, -84.2814), (50, 0, -82.7485), 1.0000),
+              ((50, 2.5, 0), (58, 24, 15), 19.4535),
+              ((22.7233, 20.0904, -46.694), (23.0331, 14.973, -42.5619), 2.0373),
+              ((50, 0, 0), (50, -1, 2), 2.3669)]  # a grey against a colour
+    as_lab = lambda v: torch.tensor(v, dtype=torch.float64).reshape(1, 3, 1, 1)  # noqa: E731
+    for x, y, want in sharma:
+        assert delta_e_2000(as_lab(x), as_lab(y)).item() == pytest.approx(want, abs=1e-3)
+
+
+def test_delta_e_2000_loss_has_a_finite_gradient_on_equal_and_grey_colors_and_descends():
+    """Where the output already equals the target, and on greys (no hue), the gradient is
+    finite; gradient steps on it bring an output to its target's colour."""
+    from pipeline.training.losses import l1_loss
+
+    target = torch.tensor([[0.8, -0.6, 0.1], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]).T.reshape(1, 3, 3, 1)
+    x = target.clone().requires_grad_(True)
+    l1_loss(x, target, "de2000").backward()
+    assert torch.isfinite(x.grad).all()
+    x = torch.zeros_like(target).requires_grad_(True)  # mid grey everywhere
+    opt = torch.optim.Adam([x], lr=0.05)
+    first = l1_loss(x, target, "de2000").item()
+    for _ in range(150):
+        opt.zero_grad()
+        loss = l1_loss(x, target, "de2000")
+        loss.backward()
+        opt.step()
+    assert torch.isfinite(x).all() and loss.item() < 0.1 * first
+
+
+@pytest.mark.parametrize("space", ["rgb", "lab", "de2000"])
 def test_colorizer_step_takes_its_l1_in_the_configured_space(space):
     import copy
 
@@ -210,5 +255,5 @@ def test_colorizer_step_takes_its_l1_in_the_configured_space(space):
     with torch.no_grad():
         fake = g_before(as_input(scans))
     assert logged == pytest.approx(l1_loss(fake, as_input(colors), space).item(), rel=1e-4)
-    other = "rgb" if space == "lab" else "lab"
+    other = {"rgb": "lab", "lab": "rgb", "de2000": "rgb"}[space]
     assert logged != pytest.approx(l1_loss(fake, as_input(colors), other).item(), rel=1e-2)
