@@ -367,6 +367,9 @@ class ColorizerConfig(TrainingLoopConfig):
     scan_style: float = 0.0
     g_lr_mult: float = 1.0  # generator lr = lr * g_lr_mult
     d_lr_mult: float = 1.0  # discriminator lr = lr * d_lr_mult
+    # publish a running average of G's weights (exponential, this decay per step; Polyak
+    # averaging as in ProGAN / StyleGAN) instead of its last weights; 0: off
+    ema: float = 0.0
     # progressive resolution: train at these sizes in equal shares of the steps (the last
     # must be the training size: crop, or the prepared size); empty: that size throughout
     progressive_sizes: list[int] = field(default_factory=list)
@@ -390,6 +393,7 @@ class ColorizerConfig(TrainingLoopConfig):
         _check(1 <= self.hint_patch <= 64, f"{key}.hint_patch", "an integer in [1, 64]", self.hint_patch)
         _check(0 <= self.hint_recolor <= 1, f"{key}.hint_recolor", "a share in [0, 1]", self.hint_recolor)
         _check(0 <= self.scan_style <= 1, f"{key}.scan_style", "a share in [0, 1]", self.scan_style)
+        _check(0 <= self.ema < 1, f"{key}.ema", "a decay per step in [0, 1), e.g. 0.995 (0: off)", self.ema)
         _check(UNET_LEVELS[0] <= len(self.mults) <= UNET_LEVELS[1] and all(m >= 1 for m in self.mults),
                f"{key}.mults", f"{UNET_LEVELS[0]} to {UNET_LEVELS[1]} integers >= 1", self.mults)
         _check(0 <= self.n_attention <= 2 * len(self.mults), f"{key}.n_attention",

@@ -93,8 +93,12 @@ def seed_everything(seed: int) -> None:
 
 def unwrap(module: nn.Module) -> nn.Module:
     """The network inside a DDP wrapper (`.module`) and/or `torch.compile` (`._orig_mod`): its
-    own attributes (`config`) and methods (`forward_with_features`)."""
-    module = getattr(module, "module", module)
+    own attributes (`config`) and methods (`forward_with_features`). Other wrappers with a
+    `.module` (a weight average, `torch.optim.swa_utils.AveragedModel`) are kept whole:
+    their own state (how many steps averaged) belongs to their checkpoint."""
+    module = getattr(module, "_orig_mod", module)  # compiled (around DDP, as `for_training` does)
+    if isinstance(module, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        module = module.module
     return getattr(module, "_orig_mod", module)
 
 

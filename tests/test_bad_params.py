@@ -77,6 +77,7 @@ BAD: list[tuple[str, bytes, type[Exception], tuple[str, ...]]] = [
      ("cyclegan.crop = 128", "images.size = 64")),
     ("crop-too-small", b"colorizer:\n  crop: 8\n", ParamsError, ("colorizer.crop", "[16, 4096]")),
     ("gan-loss-unknown", b"colorizer:\n  gan_loss: wasserstein\n", ParamsError, ("colorizer.gan_loss", "hinge")),
+    ("ema-one", b"colorizer:\n  ema: 1.0\n", ParamsError, ("colorizer.ema", "[0, 1)")),
     ("l1-space-unknown", b"colorizer:\n  l1_space: yuv\n", ParamsError, ("colorizer.l1_space", "lab", "de2000")),
     ("binary-loss-negative", b"cyclegan:\n  lambda_binary: -1\n", ParamsError, ("cyclegan.lambda_binary", "[0, 100]")),
     ("highpass-negative", b"cyclegan:\n  disc_scan_highpass: -2\n", ParamsError,

@@ -59,8 +59,13 @@ def make_state(cfg: ColorizerConfig, lr: float, rt: Runtime, scans: np.ndarray, 
     opt_g = adam(g.parameters(), lr * cfg.g_lr_mult, betas, rt)
     opt_d = adam(d.parameters(), lr * cfg.d_lr_mult, betas, rt)
     decay = linear_decay(cfg.steps, cfg.decay_start)
+    ema = {}
+    if cfg.ema:  # a running average of G's weights, updated after each step, is what gets published
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema["G_ema"] = AveragedModel(unwrap(g), multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
     return TrainState(
-        models={"G": g, "D": d},
+        models={"G": g, "D": d, **ema},
         optimizers={"G": opt_g, "D": opt_d},
         schedulers={"G": torch.optim.lr_scheduler.LambdaLR(opt_g, decay),
                     "D": torch.optim.lr_scheduler.LambdaLR(opt_d, decay)},
@@ -137,6 +142,8 @@ def colorizer_step(state: TrainState, cfg: ColorizerConfig, rt: Runtime) -> dict
         loss_g = loss_adv + cfg.lambda_l1 * loss_l1 + cfg.lambda_fm * losses.get("loss/FM", 0.0)
     loss_g.backward()  # DDP: G's gradients averaged over ranks during the backward
     opt_g.step()
+    if "G_ema" in state.models:
+        state.models["G_ema"].update_parameters(unwrap(g))
     d.requires_grad_(True)
     return {"loss/G_adv": loss_adv.item(), "loss/L1": loss_l1.item(), "loss/D": loss_d.item(),
             **{k: v.item() for k, v in losses.items()}, "size": float(size)}
@@ -154,6 +161,11 @@ def composite_factors(scan: torch.Tensor) -> torch.Tensor:
 def _as_u8(x: torch.Tensor) -> np.ndarray:
     """(B, C, H, W) in [-1, 1] -> uint8 (B, H, W, C) on the CPU."""
     return to_uint8_image(x).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def published_generator(state: TrainState) -> nn.Module:
+    """The network a stage publishes and samples: G's running average (`colorizer.ema`) or G."""
+    return state.models["G_ema"].module if "G_ema" in state.models else unwrap(state.models["G"])
 
 
 def describe(cfg: ColorizerConfig, lr: float, variant: str) -> dict:

@@ -16,12 +16,13 @@ from pipeline.data.shards import holdout_with_truth, load_split_for_training
 from pipeline.evaluation.grids import image_grid, sample_crop
 from pipeline.models.colorizer import publish_colorizer
 from pipeline.pixels import greyscale_u8
-from pipeline.runtime import Runtime, unwrap
+from pipeline.runtime import Runtime
 from pipeline.training.colorizer_step import (
     VARIANTS,
     colorizer_step,
     describe,
     make_state,
+    published_generator,
 )
 from pipeline.training.gan_stage import GanStagePlan, run_gan_stage
 from pipeline.training.state import TrainState
@@ -65,7 +66,7 @@ def train_colorizer(params: Params, variant: str, prepared: Path, pairs: Path | 
         hold_scans, shown_colors = sample_crop(hold_scans), sample_crop(hold_color[idx])
 
         def finish(state: TrainState) -> tuple[dict, dict]:
-            publish_colorizer(state.models["G"], model_path, image_size=colors.shape[1], steps=state.step,
+            publish_colorizer(published_generator(state), model_path, image_size=colors.shape[1], steps=state.step,
                               variant=variant)
             metrics = {"steps": state.step, "variant": variant, "train_pairs": len(colors)}
             return metrics, {}
@@ -75,7 +76,7 @@ def train_colorizer(params: Params, variant: str, prepared: Path, pairs: Path | 
             step=lambda st: colorizer_step(st, cfg, rt),
             describe=describe(cfg, params.lr, variant),
             inputs=[prepared / "index.parquet"] + ([pairs / "pairs.json"] if variant == "scangen" else []),
-            sample=lambda st: colorizer_sample_grid(unwrap(st.models["G"]), hold_scans, shown_colors, rt),
+            sample=lambda st: colorizer_sample_grid(published_generator(st), hold_scans, shown_colors, rt),
             finish=finish,
         )
 

@@ -257,3 +257,42 @@ def test_colorizer_step_takes_its_l1_in_the_configured_space(space):
     assert logged == pytest.approx(l1_loss(fake, as_input(colors), space).item(), rel=1e-4)
     other = {"rgb": "lab", "lab": "rgb", "de2000": "rgb"}[space]
     assert logged != pytest.approx(l1_loss(fake, as_input(colors), other).item(), rel=1e-2)
+
+
+def test_ema_publishes_the_running_average_of_g_and_resumes_it():
+    """`colorizer.ema`: after each step the published network is decay·average + (1 −
+    decay)·G (the first step copies G); a checkpoint carries the average, so a resumed run
+    goes on averaging where it stopped; off, G itself is published."""
+    import copy
+
+    from pipeline.training.colorizer_step import published_generator
+
+    colors = smooth(2, 3)
+    scans = greyscale_u8(colors)
+    off = make_state(TINY, 2e-3, CPU, scans, colors, seed=0)
+    assert "G_ema" not in off.models and published_generator(off) is off.models["G"]
+
+    cfg = replace(TINY, ema=0.9)
+    state = make_state(cfg, 2e-3, CPU, scans, colors, seed=0)
+    colorizer_step(state, cfg, CPU)
+    w1 = copy.deepcopy(state.models["G"].state_dict())
+    assert all(torch.equal(published_generator(state).state_dict()[k], w1[k]) for k in w1)  # the first: a copy
+    colorizer_step(state, cfg, CPU)
+    w2 = state.models["G"].state_dict()
+    avg = published_generator(state).state_dict()
+    moved = [k for k in w2 if w2[k].is_floating_point() and not torch.equal(w1[k], w2[k])]
+    assert moved  # G trained, and the average lags behind it
+    for k in moved:
+        assert torch.allclose(avg[k], 0.9 * w1[k] + 0.1 * w2[k], atol=1e-6)
+        assert not torch.allclose(avg[k], w2[k])
+
+    saved = copy.deepcopy(state.state_dict())
+    resumed = make_state(cfg, 2e-3, CPU, scans, colors, seed=0)
+    resumed.load_state_dict(saved)
+    assert resumed.models["G_ema"].n_averaged.item() == 2
+    rng = torch.get_rng_state()
+    colorizer_step(state, cfg, CPU)
+    torch.set_rng_state(rng)  # the two runs share the global stream: both steps start from it
+    colorizer_step(resumed, cfg, CPU)
+    for k, v in published_generator(state).state_dict().items():
+        assert torch.equal(published_generator(resumed).state_dict()[k], v)
