@@ -1,8 +1,9 @@
 """A page's ink, separated and composed as a colorist composes it.
 
 A black-and-white page is three kinds of ink on paper (`separate`):
-- **line ink**: strokes; multiplied over the colors pixel-exact, so every line comes out at
-  least as dark as it was drawn;
+- **line ink**: strokes, also those drawn over tone (found as ridges, which tone dots are
+  not); multiplied over the colors pixel-exact, so every line comes out at least as dark as
+  it was drawn;
 - **black fills**: solid dark areas wider than a stroke (a black cape, black hair); they
   carry a color, and come out as a dark shade of it (`dark_shade`), not black;
 - **tone**: screentone dots (and the paper between them) inside a region; the dots are the
@@ -33,6 +34,13 @@ TONE_DENSITY, TONE_WINDOW = 0.04, 15
 # window; fewer (a lettered "I", a period, a highlight in an eye) are strokes, not tone
 TONE_MIN_DOTS, TONE_COUNT_WINDOW = 6, 41
 MESH_FLIPS = 0.45  # ink/paper alternations per pixel (across and down) of a dense tone: a stroke gives ~0.15
+# a stroke drawn over tone (a figure's outline on a toned background, hatching, the edge of
+# a step): where Frangi's vesselness (at these scales, px) exceeds RIDGE_LEVEL and the scan
+# is darker than RIDGE_DARK, in runs of at least RIDGE_MIN_PX connected pixels, the tone's
+# pixels are line, kept as drawn and not descreened. Tone dots are blobs, which vesselness
+# suppresses; a thin line stays one even where the ink threshold breaks it into dot-sized
+# pieces; the short ridges a dense mesh of touching dots gives are dropped by length
+RIDGE_SIGMAS, RIDGE_LEVEL, RIDGE_DARK, RIDGE_MIN_PX = (1.0, 1.5), 0.15, 200, 8
 FILL_LIGHTNESS = 28.0  # CIELAB L* of a black fill's color
 COLORED_CHROMA = 6.0  # a color layer less chromatic than this under a fill leaves the fill black
 DESCREEN_CHROMA = 12.0  # screentone becomes shading in full where its color is this chromatic
@@ -96,6 +104,9 @@ def separate(scan: np.ndarray) -> Separation:
     tone = (tone | texture) & ~fill
     dots = (dots | mesh) & tone
     line = ink & ~fill & ~dots
+    if tone.any():
+        line |= tone & _ridges(scan)
+        dots &= ~line
     sigma = 1.0
     shading = np.ones((h, w), np.float32)
     if dots.any():
@@ -103,6 +114,20 @@ def separate(scan: np.ndarray) -> Separation:
         sigma = float(np.clip(0.6 * pitch, 1.0, 6.0))
         shading[tone] = _normalized_blur(scan.astype(np.float32) / 255, ~line, sigma)[tone]
     return Separation(line, fill, tone, shading, sigma)
+
+
+def _ridges(scan: np.ndarray) -> np.ndarray:
+    """bool (H, W): thin dark lines (module constants RIDGE_*), not tone dots (Frangi et
+    al. 1998, scikit-image's `frangi`)."""
+    from scipy import ndimage
+    from skimage.filters import frangi
+
+    vessel = frangi(scan.astype(np.float32) / 255, sigmas=RIDGE_SIGMAS, black_ridges=True)
+    ridges = (vessel > RIDGE_LEVEL) & (scan < RIDGE_DARK)
+    runs, n = ndimage.label(ridges, np.ones((3, 3), bool))
+    long_enough = np.bincount(runs.ravel(), minlength=n + 1) >= RIDGE_MIN_PX
+    long_enough[0] = False
+    return long_enough[runs]
 
 
 def _normalized_blur(values: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
