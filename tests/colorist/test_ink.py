@@ -127,3 +127,52 @@ def test_a_dense_tone_whose_dots_touch_is_tone_and_its_outline_a_stroke():
     layer = np.full((*p.shape, 3), BLUE, np.uint8)
     out = compose_page(layer, p, sep)[40:80, 40:80].astype(float)
     assert out.std(axis=(0, 1)).max() < 4  # the mesh averaged into shading
+
+
+def _figure_over_tone(outline: int) -> np.ndarray:
+    """160 x 160: a 50 % dot tone (2 x 2 dots, pitch 4) over the page, and on it a white
+    figure (a 60 x 80 box of paper) drawn with a 1-px outline of grey `outline`, lighter
+    (170, paper at the ink threshold) every third pixel: at the ink threshold it comes
+    apart into pieces as small as the dots (2 px; at this page size specks up to 4 px may be
+    dots), as a thin pencil line on a real page does."""
+    p = np.full((160, 160), 255, np.uint8)
+    for y in range(0, 160, 4):
+        for x in range(0, 160, 4):
+            p[y:y + 2, x:x + 2] = 30
+    p[40:120, 50:110] = 255  # the figure's inside: paper
+    yy, xx = np.mgrid[:160, :160]
+    across = ((yy == 39) | (yy == 120)) & (xx >= 49) & (xx <= 110)
+    down = ((xx == 49) | (xx == 110)) & (yy >= 39) & (yy <= 120)
+    gaps = (across & (xx % 3 == 0)) | (down & (yy % 3 == 0))  # every third pixel along it
+    p[across | down] = outline
+    p[gaps] = 170
+    return p
+
+
+def test_a_thin_outline_drawn_over_tone_is_line_kept_as_drawn_and_the_tone_around_descreened():
+    """A figure's thin outline on a toned background (docs/colorist.md): its pieces are no
+    bigger than the tone's dots, but it is a ridge and the dots are blobs, so it is line,
+    multiplied pixel-exact over a colored layer, while the tone beside it is descreened
+    into flat shading with no line found in it."""
+    p = _figure_over_tone(outline=60)
+    sep = separate(p)
+    drawn = (p == 60)
+    # half the drawn pixels (0.51): where its lighter pixels fall beside a row of dots the
+    # ridge breaks into runs under RIDGE_MIN_PX; none of it without the ridges (below)
+    assert sep.line[drawn].mean() > 0.4
+    assert not sep.line[4:30, 4:156].any() and sep.tone[4:30, 4:156].all()  # the tone: no line in it
+    out = compose_page(np.full((*p.shape, 3), BLUE, np.uint8), p, sep).astype(int)
+    blue_times_ink = np.rint(np.array(BLUE) * 60 / 255)
+    kept = np.abs(out[drawn & sep.line] - blue_times_ink).max(axis=1) <= 1
+    assert kept.mean() > 0.99  # as drawn over the color
+    assert out[8:28, 8:152].std(axis=(0, 1)).max() < 4  # the tone: flat shading
+
+
+def test_without_the_ridges_a_broken_outline_over_tone_would_be_taken_for_dots(monkeypatch):
+    """What the ridge test adds: without it the same outline's pieces are tone dots,
+    descreened into the shading (the ghost figures of docs/colorist.md)."""
+    import pipeline.colorist.ink as ink
+
+    p = _figure_over_tone(outline=60)
+    monkeypatch.setattr(ink, "_ridges", lambda scan, where: np.zeros(scan.shape, bool))
+    assert separate(p).line[p == 60].mean() < 0.05
