@@ -36,11 +36,12 @@ TONE_MIN_DOTS, TONE_COUNT_WINDOW = 6, 41
 MESH_FLIPS = 0.45  # ink/paper alternations per pixel (across and down) of a dense tone: a stroke gives ~0.15
 # a stroke drawn over tone (a figure's outline on a toned background, hatching, the edge of
 # a step): where Frangi's vesselness (at these scales, px) exceeds RIDGE_LEVEL and the scan
-# is darker than RIDGE_DARK, in runs of at least RIDGE_MIN_PX connected pixels, the tone's
+# is darker than RIDGE_DARK, in thin runs at least RIDGE_MIN_PX long, the tone's
 # pixels are line, kept as drawn and not descreened. Tone dots are blobs, which vesselness
 # suppresses; a thin line stays one even where the ink threshold breaks it into dot-sized
 # pieces; the short ridges a dense mesh of touching dots gives are dropped by length
 RIDGE_SIGMAS, RIDGE_LEVEL, RIDGE_DARK, RIDGE_MIN_PX = (1.0, 1.5), 0.15, 200, 8
+RIDGE_ELONGATION = 2.0  # a run's extent over the side of a square of its area: a line's, not a patch's
 # Frangi's structureness scale γ, fixed: scikit-image's default, half the largest Hessian
 # norm in the image, is 0.20-0.23 on every page measured (black ink on white saturates it),
 # but would make a crop's ridges depend on what else the crop holds
@@ -137,10 +138,14 @@ def _ridges(scan: np.ndarray, where: np.ndarray) -> np.ndarray:
         part = scan[box]
         vessel = frangi(part.astype(np.float32) / 255, sigmas=RIDGE_SIGMAS, black_ridges=True, gamma=RIDGE_GAMMA)
         ridges = (vessel > RIDGE_LEVEL) & (part < RIDGE_DARK)
-        runs, n = ndimage.label(ridges, np.ones((3, 3), bool))
-        long_enough = np.bincount(runs.ravel(), minlength=n + 1) >= RIDGE_MIN_PX
-        long_enough[0] = False
-        out[box] |= long_enough[runs]
+        runs, n = ndimage.label(ridges)  # 4-connected: a mesh's dots touch diagonally
+        sizes = np.bincount(runs.ravel(), minlength=n + 1)
+        keep = np.zeros(n + 1, bool)
+        for k, run in enumerate(ndimage.find_objects(runs), 1):
+            extent = max(run[0].stop - run[0].start, run[1].stop - run[1].start)
+            # long, and thin: a line, not a patch of a screen that beats with the filter
+            keep[k] = extent >= RIDGE_MIN_PX and extent >= RIDGE_ELONGATION * np.sqrt(sizes[k])
+        out[box] |= keep[runs]
     return out
 
 
