@@ -60,6 +60,9 @@ class Separation:
     tone: np.ndarray  # toned areas: the dots and the paper between them
     shading: np.ndarray  # float32 (H, W) in [0, 1]: the tone descreened; 1 outside tone
     tone_sigma: float  # the descreening blur (about a dot pitch), pixels
+    # the part of `line` found as ridges over tone (hatching or an outline: kept as drawn,
+    # but no wall for the hints, as they were no wall before they were found)
+    ridge: np.ndarray | None = None
 
 
 def _disk(r: int) -> np.ndarray:
@@ -109,8 +112,10 @@ def separate(scan: np.ndarray) -> Separation:
     tone = (tone | texture) & ~fill
     dots = (dots | mesh) & tone
     line = ink & ~fill & ~dots
+    ridge = np.zeros((h, w), bool)
     if tone.any():
-        line |= tone & _ridges(scan, tone)
+        ridge = tone & ~line & _ridges(scan, tone)
+        line |= ridge
         dots &= ~line
     sigma = 1.0
     shading = np.ones((h, w), np.float32)
@@ -118,7 +123,7 @@ def separate(scan: np.ndarray) -> Separation:
         pitch = 4.0 / max(float(np.median(ndimage.uniform_filter(flips, TONE_WINDOW)[tone])), 0.1)  # px per dot
         sigma = float(np.clip(0.6 * pitch, 1.0, 6.0))
         shading[tone] = _normalized_blur(scan.astype(np.float32) / 255, ~line, sigma)[tone]
-    return Separation(line, fill, tone, shading, sigma)
+    return Separation(line, fill, tone, shading, sigma, ridge)
 
 
 RIDGE_PAD = 12  # px around each toned area the ridges are looked for in (the filters' reach and more)

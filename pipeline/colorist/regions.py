@@ -3,7 +3,8 @@ on real line art, whose outlines are open (a strand of hair meets the background
 contour stops short of the jaw).
 
 The walls are the line ink (`pipeline.colorist.ink.separate`: not the screentone dots, not the
-inside of a black fill, whose edge is a wall). Every other pixel belongs to a basin of its
+inside of a black fill, whose edge is a wall; not the strokes found as ridges over tone, which
+may be hatching: a hatched area is one area). Every other pixel belongs to a basin of its
 distance to the walls: the distance transform's maxima are the middles of areas, and two
 areas joined through a gap in an outline meet at the gap's narrowest point, where the
 distance is smallest (the watershed of the distance transform, the classic way to split
@@ -38,9 +39,10 @@ def walls(scan: np.ndarray, sep=None) -> np.ndarray:
     from pipeline.colorist.ink import separate
 
     sep = sep if sep is not None else separate(scan)
-    paper = ~sep.fill & ~sep.tone & ~sep.line
+    line = sep.line if sep.ridge is None else sep.line & ~sep.ridge  # strokes over tone: no walls
+    paper = ~sep.fill & ~sep.tone & ~line
     edge = sep.fill & ~ndimage.binary_erosion(sep.fill, border_value=1) & ndimage.binary_dilation(paper)
-    return sep.line | edge
+    return line | edge
 
 
 def regions(scan: np.ndarray, sep=None, neck: float | None = None) -> tuple[np.ndarray, int]:

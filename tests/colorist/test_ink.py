@@ -176,3 +176,17 @@ def test_without_the_ridges_a_broken_outline_over_tone_would_be_taken_for_dots(m
     p = _figure_over_tone(outline=60)
     monkeypatch.setattr(ink, "_ridges", lambda scan, where: np.zeros(scan.shape, bool))
     assert separate(p).line[p == 60].mean() < 0.05
+
+
+def test_strokes_found_over_tone_are_kept_as_drawn_but_are_no_walls_for_hints():
+    """A ridge over tone may be hatching as well as an outline: kept as drawn in the
+    composite, but a hint's area is bounded as before it was found (a hatched floor is one
+    area, not a strip between two hatches)."""
+    from pipeline.colorist.regions import walls
+
+    p = _figure_over_tone(outline=60)
+    sep = separate(p)
+    assert sep.ridge is not None and sep.ridge.any() and not (sep.ridge & ~sep.line).any()
+    wall = walls(p, sep)
+    assert not (wall & sep.ridge).any()
+    assert (wall & sep.line & ~sep.ridge).sum() == (sep.line & ~sep.ridge).sum()  # every other stroke is a wall
