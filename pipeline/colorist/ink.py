@@ -46,6 +46,7 @@ RIDGE_ELONGATION = 2.0  # a run's extent over the side of a square of its area: 
 # norm in the image, is 0.20-0.23 on every page measured (black ink on white saturates it),
 # but would make a crop's ridges depend on what else the crop holds
 RIDGE_GAMMA = 0.22
+RIDGE_PAD = 12  # px around each toned area the ridges are looked for in (the filters' reach and more)
 FILL_LIGHTNESS = 28.0  # CIELAB L* of a black fill's color
 COLORED_CHROMA = 6.0  # a color layer less chromatic than this under a fill leaves the fill black
 DESCREEN_CHROMA = 12.0  # screentone becomes shading in full where its color is this chromatic
@@ -62,7 +63,7 @@ class Separation:
     tone_sigma: float  # the descreening blur (about a dot pitch), pixels
     # the part of `line` found as ridges over tone (hatching or an outline: kept as drawn,
     # but no wall for the hints, as they were no wall before they were found)
-    ridge: np.ndarray | None = None
+    ridge: np.ndarray
 
 
 def _disk(r: int) -> np.ndarray:
@@ -125,8 +126,6 @@ def separate(scan: np.ndarray) -> Separation:
         shading[tone] = _normalized_blur(scan.astype(np.float32) / 255, ~line, sigma)[tone]
     return Separation(line, fill, tone, shading, sigma, ridge)
 
-
-RIDGE_PAD = 12  # px around each toned area the ridges are looked for in (the filters' reach and more)
 
 
 def _ridges(scan: np.ndarray, where: np.ndarray) -> np.ndarray:

@@ -39,7 +39,7 @@ def walls(scan: np.ndarray, sep=None) -> np.ndarray:
     from pipeline.colorist.ink import separate
 
     sep = sep if sep is not None else separate(scan)
-    line = sep.line if sep.ridge is None else sep.line & ~sep.ridge  # strokes over tone: no walls
+    line = sep.line & ~sep.ridge  # strokes found over tone are no walls
     paper = ~sep.fill & ~sep.tone & ~line
     edge = sep.fill & ~ndimage.binary_erosion(sep.fill, border_value=1) & ndimage.binary_dilation(paper)
     return line | edge
