@@ -190,3 +190,19 @@ def test_strokes_found_over_tone_are_kept_as_drawn_but_are_no_walls_for_hints():
     wall = walls(p, sep)
     assert not (wall & sep.ridge).any()
     assert (wall & sep.line & ~sep.ridge).sum() == (sep.line & ~sep.ridge).sum()  # every other stroke is a wall
+
+
+def test_the_ridge_scales_give_frangis_vesselness_at_sigma_1_and_1_5_bit_for_bit():
+    """σ = 1 is passed one float step above 1 so that scikit-image filters it with its 8-σ
+    kernel (13 taps) instead of its 100-σ one (143): the vesselness must be the very same."""
+    from skimage.filters import frangi
+
+    from pipeline.colorist.ink import RIDGE_GAMMA, RIDGE_SIGMAS
+
+    assert RIDGE_SIGMAS[0] > 1.0 and RIDGE_SIGMAS[0] - 1.0 < 1e-12 and RIDGE_SIGMAS[1] == 1.5
+    for page in (_figure_over_tone(outline=60), drawn_page()):
+        scan = page.astype(np.float32) / 255
+        fast = frangi(scan, sigmas=RIDGE_SIGMAS, black_ridges=True, gamma=RIDGE_GAMMA)
+        plain = frangi(scan, sigmas=(1.0, 1.5), black_ridges=True, gamma=RIDGE_GAMMA)
+        assert fast.max() > 0.5  # ridges were found: the comparison is not of two empty maps
+        np.testing.assert_array_equal(fast, plain)
