@@ -16,14 +16,27 @@ from pipeline.runtime import Runtime
 
 
 def colorize_arrays(model: nn.Module, scans: np.ndarray, rt: Runtime, batch: int = 64,
-                    ink: str = "multiply", hints: np.ndarray | None = None) -> np.ndarray:
+                    ink: str = "multiply", hints: np.ndarray | None = None, edges: bool = True) -> np.ndarray:
     """uint8 (N, H, W, 1) scans -> uint8 (N, H, W, 3) colorizations; ink="multiply": composed
     as `pipeline.colorist.page` composes a page; "none": the color layer.
 
     hints: uint8 (N, H, W, 4) hint channels (`pipeline.colorist.hints.encode_hints`) for a
-    colorizer trained with hints; None: no hints (a hint model then runs automatic)."""
+    colorizer trained with hints; None: no hints (a hint model then runs automatic).
+    edges: the colors near each outline taken from farther inside its area, as
+    `onepunch colorize` does (`pipeline.colorist.regions.inside_edges`); False: the
+    network's colors as they come."""
     colors = run_batched(model, with_hints(model, scans, hints), 3, rt, batch)
+    if edges:
+        colors = clean_edges(colors, scans)
     return compose_arrays(colors, scans) if ink == "multiply" else colors
+
+
+def clean_edges(colors: np.ndarray, scans: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W, 3) color layers of (N, H, W, 1) scans, each with its colors stopped at
+    the scan's outlines (`pipeline.colorist.regions.inside_edges`)."""
+    from pipeline.colorist.regions import inside_edges, regions
+
+    return np.stack([inside_edges(c, regions(s[..., 0])[0]) for c, s in zip(colors, np.asarray(scans))])
 
 
 def compose_arrays(colors: np.ndarray, scans: np.ndarray) -> np.ndarray:

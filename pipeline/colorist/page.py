@@ -133,7 +133,19 @@ def colorize_layers_batch(colorizer: torch.nn.Module | None, scangen: torch.nn.M
             out = colorizer(torch.cat([prepared[i].x for i in idx]).contiguous(memory_format=torch.channels_last))
         for k, i in enumerate(idx):
             colors[i] = out[k:k + 1].float()
-    return [_finish(_to_image(c), img, page) for c, img, page in zip(colors, imgs, prepared)]
+    return [_finish(_inside_edges(c, page), img, page) for c, img, page in zip(colors, imgs, prepared)]
+
+
+def _inside_edges(colors: torch.Tensor, page: _Prepared) -> Image.Image:
+    """The network's colors (1, 3, h', w'), stopped at the outlines of the scan it saw
+    (`pipeline.colorist.regions.inside_edges`: no halo across a line)."""
+    from pipeline.colorist.regions import inside_edges, regions
+
+    labels = page.labels
+    if labels is None:
+        labels, _ = regions(to_uint8_image(page.scan)[0, 0].cpu().numpy())
+    layer = to_uint8_image(colors)[0].permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(inside_edges(layer, labels), "RGB")
 
 
 @dataclass

@@ -114,10 +114,11 @@ def opposite_color(rgb: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(lab2rgb(target)[0, 0], 0, 1) * 255).astype(np.uint8)
 
 
-def bleed(model, scans: np.ndarray, colors: np.ndarray, rt, batch: int = 64, seed: int = 0) -> dict[str, float]:
+def bleed(model, scans: np.ndarray, colors: np.ndarray, rt, batch: int = 64, seed: int = 0,
+          edges: bool = True) -> dict[str, float]:
     """One contrary hint per image: ΔE of the change across the hinted region's closing line
     (ring) and inside it. Images whose hint lands in a region with no neighbour in reach are
-    left out (counted)."""
+    left out (counted). edges: as `colorize_arrays` (False: the network's raw colors)."""
     from scipy import ndimage
 
     from pipeline.colorist.arrays import colorize_arrays
@@ -135,8 +136,8 @@ def bleed(model, scans: np.ndarray, colors: np.ndarray, rt, batch: int = 64, see
         ys, xs = np.nonzero(ids >= 0)
         regions_hit.append(int(lbl[ys[0], xs[0]]) if len(ys) else 0)
         labels.append(lbl)
-    before = colorize_arrays(model, scans, rt, batch, ink="none")
-    after = colorize_arrays(model, scans, rt, batch, ink="none", hints=np.stack(encoded))
+    before = colorize_arrays(model, scans, rt, batch, ink="none", edges=edges)
+    after = colorize_arrays(model, scans, rt, batch, ink="none", hints=np.stack(encoded), edges=edges)
     ring_de, inside_de, obeyed, skipped = [], [], [], 0
     for b, a, lbl, region, truth, enc in zip(before, after, labels, regions_hit, colors, encoded):
         if not region:

@@ -91,3 +91,35 @@ def test_basins_of_nothing_and_under_walls():
     under = under_walls(values, wall)
     assert set(np.unique(under[:, 3])) <= {10, 200} and (under[:, :3] == 10).all()
     assert walls(np.full((8, 8), 255, np.uint8)).sum() == 0
+
+
+def test_inside_edges_stops_a_halo_at_the_line_and_keeps_the_rest():
+    """A color spilled 3 px across a line (a halo on the paper beside a figure) is replaced
+    by its own area's color from farther in; pixels deeper than the reach, the walls, and an
+    area too thin to have a deep pixel keep what they had; no pixel takes another area's."""
+    from pipeline.colorist.regions import HALO_REACH, inside_edges
+
+    scan = np.full((60, 80), 255, np.uint8)
+    scan[:, 40:42] = 0  # a line: a left and a right area
+    scan[:, 70:72] = 0  # a second line: a 2-px strip beyond it (72..73) is too thin to have a deep pixel
+    labels, n = regions(scan)
+    assert n == 3
+    red, blue, green = (200, 40, 40), (40, 80, 200), (40, 160, 60)
+    colors = np.zeros((60, 80, 3), np.uint8)
+    colors[:, :41] = red
+    colors[:, 41:] = blue
+    colors[:, 42:45] = red  # the halo: 3 px of red across the line on the blue side
+    colors[10, 20] = green  # a detail deep inside the red area
+    colors[:, 72:] = green  # the thin strip
+    out = inside_edges(colors, labels)
+    right = labels == labels[30, 55]
+    assert (out[right] == blue).all()  # the halo is gone: blue from the line on
+    left = labels == labels[30, 20]
+    left[10, 20] = False
+    assert (out[left] == red).all()
+    assert (out[10, 20] == green).all()  # deeper than the reach: kept
+    assert (out[labels == 0] == colors[labels == 0]).all()  # the walls: the ink covers them
+    assert (out[:, 72:] == green).all()  # no deep pixel in the strip: kept
+    assert HALO_REACH >= 3  # the halo drawn here is within reach
+    flat = np.full((20, 20), 255, np.uint8)
+    assert np.array_equal(inside_edges(colors[:20, :20], regions(flat)[0]), colors[:20, :20])  # no wall: as is

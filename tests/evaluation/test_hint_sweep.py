@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.colorist.regions import HALO_REACH
 from pipeline.evaluation.hint_sweep import bleed, first_n, hint_sweep, nested_hints, opposite_color
 from pipeline.models.colorizer import HINT_CHANNELS
 from pipeline.runtime import Runtime
@@ -77,11 +78,20 @@ def test_a_colorizer_that_fills_hints_obeys_them_and_improves_with_more():
 def test_bleed_is_zero_for_a_fill_and_large_for_a_smear():
     scans, colors = rooms()
     clean = bleed(FillColorizer(), scans, colors, CPU)
-    smeared = bleed(FillColorizer(smear=4), scans, colors, CPU)
+    smeared = bleed(FillColorizer(smear=HALO_REACH + 6), scans, colors, CPU)
     assert clean["images"] == smeared["images"] == len(scans)
     assert clean["ring_delta_e"] < 0.01 and clean["inside_delta_e"] > 5
     assert clean["obedience_delta_e"] < 1.0  # the contrary color, exactly, inside
     assert smeared["ring_delta_e"] > 5
+
+
+def test_a_smear_within_the_halo_reach_is_stopped_at_the_line():
+    """The colors near an outline come from farther inside its area (`inside_edges`, as
+    `onepunch colorize` composes a page): a network that smears a hint's color up to
+    HALO_REACH px across the line bleeds nothing; measured on its raw colors, it would."""
+    scans, colors = rooms()
+    assert bleed(FillColorizer(smear=HALO_REACH), scans, colors, CPU)["ring_delta_e"] < 0.01
+    assert bleed(FillColorizer(smear=HALO_REACH), scans, colors, CPU, edges=False)["ring_delta_e"] > 5
 
 
 def test_opposite_color_is_far_from_the_color():
