@@ -65,6 +65,9 @@ def main() -> None:
     ap.add_argument("--method", default="regions", choices=["regions", "closed", "geodesic", "graphcut"],
                     help="hint propagation: regions (pipeline.colorist.regions, the product) or one it was "
                          "measured against (benchmarks/propagation_methods.py)")
+    ap.add_argument("--raw-colors", action="store_true",
+                    help="the network's colors as they come, not stopped at the outlines "
+                         "(pipeline.colorist.regions.inside_edges), to compare")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/real_hints")
     args = ap.parse_args()
@@ -87,6 +90,8 @@ def main() -> None:
 
     propagate = product.regions
     current: dict = {}
+    if args.raw_colors:
+        product.inside_edges = lambda colors, labels, reach=product.HALO_REACH: colors
     if args.method != "regions":
         from propagation_methods import METHODS
 

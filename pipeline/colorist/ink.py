@@ -16,6 +16,9 @@ composite (the whole page multiplied over the colors), which `tone="keep"` and `
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +71,32 @@ class Separation:
     # the part of `line` found as ridges over tone (hatching or an outline: kept as drawn,
     # but no wall for the hints, as they were no wall before they were found)
     ridge: np.ndarray
+
+
+# colorizing a page asks for its separation up to three times (the areas its colors keep to,
+# the composite, the layered file): `separation` remembers the last few pages'
+CACHED_PAGES = 2
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def separation(scan: np.ndarray) -> Separation:
+    """`separate(scan)`, remembered for the last CACHED_PAGES pages (by their pixels); its
+    arrays are read-only, as one result serves every caller."""
+    scan = np.ascontiguousarray(scan, np.uint8)
+    key = (scan.shape, hashlib.blake2b(scan.data, digest_size=16).digest())
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    sep = separate(scan)
+    for mask in (sep.line, sep.fill, sep.tone, sep.shading, sep.ridge):
+        mask.setflags(write=False)
+    with _CACHE_LOCK:
+        _CACHE[key] = sep
+        while len(_CACHE) > CACHED_PAGES:
+            _CACHE.popitem(last=False)
+    return sep
 
 
 def _disk(r: int) -> np.ndarray:
@@ -221,7 +250,7 @@ def page_layers(color: np.ndarray, scan: np.ndarray, sep: Separation | None = No
     if tone not in TONE_MODES:
         raise ValueError(f"tone {tone!r}: allowed values are {', '.join(TONE_MODES)}")
     color, scan = np.asarray(color, np.uint8), np.asarray(scan, np.uint8)
-    sep = sep if sep is not None else separate(scan)
+    sep = sep if sep is not None else separation(scan)
     colors = color.copy()
     shading = np.full(scan.shape, 255, np.uint8)
     toned = sep.tone & ~sep.line if tone == "descreen" else np.zeros(scan.shape, bool)

@@ -36,9 +36,9 @@ def walls(scan: np.ndarray, sep=None) -> np.ndarray:
     darkening from a gradient tone, is one)."""
     from scipy import ndimage
 
-    from pipeline.colorist.ink import separate
+    from pipeline.colorist.ink import separation
 
-    sep = sep if sep is not None else separate(scan)
+    sep = sep if sep is not None else separation(scan)
     line = sep.line & ~sep.ridge  # strokes found over tone are no walls
     paper = ~sep.fill & ~sep.tone & ~line
     edge = sep.fill & ~ndimage.binary_erosion(sep.fill, border_value=1) & ndimage.binary_dilation(paper)

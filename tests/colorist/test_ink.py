@@ -206,3 +206,24 @@ def test_the_ridge_scales_give_frangis_vesselness_at_sigma_1_and_1_5_bit_for_bit
         plain = frangi(scan, sigmas=(1.0, 1.5), black_ridges=True, gamma=RIDGE_GAMMA)
         assert fast.max() > 0.5  # ridges were found: the comparison is not of two empty maps
         np.testing.assert_array_equal(fast, plain)
+
+
+def test_a_pages_separation_is_remembered_read_only_and_forgotten_after_a_few_pages():
+    """`separation` serves the regions, the composite and the layers of one page from one
+    `separate`: the same result for the same pixels, read-only, recomputed once other
+    pages have pushed it out."""
+    import pipeline.colorist.ink as ink
+
+    page = drawn_page()
+    first = ink.separation(page)
+    assert ink.separation(page.copy()) is first  # by the pixels, not the array object
+    assert np.array_equal(first.line, separate(page).line) and np.array_equal(first.shading, separate(page).shading)
+    with pytest.raises(ValueError):
+        first.line[0, 0] = True
+    other = page.copy()
+    other[0, 0] = 0
+    assert ink.separation(other) is not first  # one pixel differs: another page
+    for k in range(ink.CACHED_PAGES):
+        blank = np.full((20, 20 + k), 255, np.uint8)
+        ink.separation(blank)
+    assert ink.separation(page) is not first  # pushed out, computed again
