@@ -144,8 +144,7 @@ def _inside_edges(colors: torch.Tensor, page: _Prepared) -> Image.Image:
     labels = page.labels
     if labels is None:
         labels, _ = regions(to_uint8_image(page.scan)[0, 0].cpu().numpy())
-    layer = to_uint8_image(colors)[0].permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(inside_edges(layer, labels), "RGB")
+    return Image.fromarray(inside_edges(np.asarray(_to_image(colors)), labels), "RGB")
 
 
 @dataclass
