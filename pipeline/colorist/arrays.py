@@ -16,7 +16,8 @@ from pipeline.runtime import Runtime
 
 
 def colorize_arrays(model: nn.Module, scans: np.ndarray, rt: Runtime, batch: int = 64,
-                    ink: str = "multiply", hints: np.ndarray | None = None, edges: bool = True) -> np.ndarray:
+                    ink: str = "multiply", hints: np.ndarray | None = None, edges: bool = True,
+                    labels: list[np.ndarray] | None = None) -> np.ndarray:
     """uint8 (N, H, W, 1) scans -> uint8 (N, H, W, 3) colorizations; ink="multiply": composed
     as `pipeline.colorist.page` composes a page; "none": the color layer.
 
@@ -24,19 +25,24 @@ def colorize_arrays(model: nn.Module, scans: np.ndarray, rt: Runtime, batch: int
     colorizer trained with hints; None: no hints (a hint model then runs automatic).
     edges: the colors near each outline taken from farther inside its area, as
     `onepunch colorize` does (`pipeline.colorist.regions.inside_edges`); False: the
-    network's colors as they come."""
+    network's colors as they come. labels: the scans' regions, where the caller has them
+    (`pipeline.colorist.regions.regions`; None: computed here)."""
     colors = run_batched(model, with_hints(model, scans, hints), 3, rt, batch)
     if edges:
-        colors = clean_edges(colors, scans)
+        colors = clean_edges(colors, scans, labels)
     return compose_arrays(colors, scans) if ink == "multiply" else colors
 
 
-def clean_edges(colors: np.ndarray, scans: np.ndarray) -> np.ndarray:
+def clean_edges(colors: np.ndarray, scans: np.ndarray, labels: list[np.ndarray] | None = None) -> np.ndarray:
     """uint8 (N, H, W, 3) color layers of (N, H, W, 1) scans, each with its colors stopped at
-    the scan's outlines (`pipeline.colorist.regions.inside_edges`)."""
+    the scan's outlines (`pipeline.colorist.regions.inside_edges`); labels: their regions
+    (None: computed from the scans)."""
     from pipeline.colorist.regions import inside_edges, regions
 
-    return np.stack([inside_edges(c, regions(s[..., 0])[0]) for c, s in zip(colors, np.asarray(scans))])
+    scans = np.asarray(scans)
+    if labels is None:
+        labels = [regions(s[..., 0])[0] for s in scans]
+    return np.stack([inside_edges(c, lbl) for c, lbl in zip(colors, labels)])
 
 
 def compose_arrays(colors: np.ndarray, scans: np.ndarray) -> np.ndarray:

@@ -74,7 +74,7 @@ def hint_sweep(model, scans: np.ndarray, colors: np.ndarray, rt, batch: int = 64
         shown[f"hints_{n}"] = chosen
         encoded = np.stack([encode_hints(s[..., 0], ids, cols, lbl)
                             for s, (ids, cols), lbl in zip(scans, chosen, labels)])
-        layer = colorize_arrays(model, scans, rt, batch, ink="none", hints=encoded)
+        layer = colorize_arrays(model, scans, rt, batch, ink="none", hints=encoded, labels=labels)
         composite = compose_arrays(layer, scans)
         m = color_metrics(composite, colors, scans, strokes)
         row = {"hints": n, "psnr": m["psnr"], "delta_e": m["delta_e"], "colorfulness": m["colorfulness"]}
@@ -136,8 +136,9 @@ def bleed(model, scans: np.ndarray, colors: np.ndarray, rt, batch: int = 64, see
         ys, xs = np.nonzero(ids >= 0)
         regions_hit.append(int(lbl[ys[0], xs[0]]) if len(ys) else 0)
         labels.append(lbl)
-    before = colorize_arrays(model, scans, rt, batch, ink="none", edges=edges)
-    after = colorize_arrays(model, scans, rt, batch, ink="none", hints=np.stack(encoded), edges=edges)
+    before = colorize_arrays(model, scans, rt, batch, ink="none", edges=edges, labels=labels)
+    after = colorize_arrays(model, scans, rt, batch, ink="none", hints=np.stack(encoded), edges=edges,
+                            labels=labels)
     ring_de, inside_de, obeyed, skipped = [], [], [], 0
     for b, a, lbl, region, truth, enc in zip(before, after, labels, regions_hit, colors, encoded):
         if not region:
