@@ -156,7 +156,7 @@ def separate(scan: np.ndarray) -> Separation:
     if dots.any():
         pitch = 4.0 / max(float(np.median(ndimage.uniform_filter(flips, TONE_WINDOW)[tone])), 0.1)  # px per dot
         sigma = float(np.clip(0.6 * pitch, 1.0, 6.0))
-        shading[tone] = _normalized_blur(scan.astype(np.float32) / 255, ~line, sigma)[tone]
+        shading[tone] = normalized_blur(scan.astype(np.float32) / 255, ~line, sigma)[tone]
     return Separation(line, fill, tone, shading, sigma, ridge)
 
 
@@ -186,7 +186,7 @@ def _ridges(scan: np.ndarray, where: np.ndarray) -> np.ndarray:
     return out
 
 
-def _normalized_blur(values: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
+def normalized_blur(values: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur of `values` (H, W[, C]) over the `valid` pixels only (normalized
     convolution): line ink does not darken the tone it crosses."""
     from scipy import ndimage
@@ -255,7 +255,7 @@ def page_layers(color: np.ndarray, scan: np.ndarray, sep: Separation | None = No
     shading = np.full(scan.shape, 255, np.uint8)
     toned = sep.tone & ~sep.line if tone == "descreen" else np.zeros(scan.shape, bool)
     if toned.any():
-        smooth = _normalized_blur(color.astype(np.float32), ~sep.line, sep.tone_sigma)  # dots in the layer too
+        smooth = normalized_blur(color.astype(np.float32), ~sep.line, sep.tone_sigma)  # dots in the layer too
         # where the layer has no color, the tone stays as drawn (a page left as it is keeps its
         # dots); where it has, they become its shading; in between, both in proportion
         weight = np.clip(_chroma(smooth[toned]) / DESCREEN_CHROMA, 0, 1)[:, None]

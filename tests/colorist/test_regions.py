@@ -81,6 +81,27 @@ def test_screentone_is_inside_a_region_and_a_fill_is_its_own():
     assert spread[85, 105] and spread[105, 135] and not spread[40, 120] and not spread[100, 40]
 
 
+def test_a_fill_is_walled_off_from_light_tone_but_one_with_tone_it_fades_into():
+    # a night sky (solid black) above toned hair drawn against it with no outline: a hint
+    # on the hair must not flood the sky; a sky darkening through dense tone is one area
+    def sky_over(dark: bool) -> np.ndarray:
+        p = page()
+        p[:50] = 0
+        if dark:  # dense tone: ink with a paper hole every 2 px (shading 0.25)
+            p[50:] = 0
+            p[50::2, ::2] = 255
+        else:  # light tone: 2-px dots at pitch 4 (shading 0.88)
+            p[52::4, 2::4] = p[53::4, 2::4] = 0
+        return p
+
+    for dark in (False, True):
+        p = sky_over(dark)
+        sep = separate(p)
+        assert sep.fill[20, 80] and sep.tone[90, 80] and not sep.fill[90, 80], dark
+        labels, _ = regions(p, sep)
+        assert same(labels, (20, 80), (90, 80)) == dark, dark
+
+
 def test_basins_of_nothing_and_under_walls():
     assert basins(np.ones((5, 5), bool)) == (pytest.approx(np.zeros((5, 5))), 0)
     wall = np.zeros((4, 6), bool)
