@@ -7,7 +7,10 @@ with them through the same path as `onepunch colorize --hints` and every fill is
 - `on_hue`: the share of the fill's pixels whose color is within ΔE2000 15 of the dot's
   color at that pixel's own lightness (the dot's hue and chroma, not its lightness: a dark
   shade of it counts, black does not);
-- `lightness`: their mean CIELAB L*.
+- `lightness`: their mean CIELAB L*;
+- `spill`: the pixels of the dot's region that are not that fill (nor ink), as a share of
+  the fill's pixels: what the dot colors beyond the fill (toned hair drawn against a night
+  sky with no outline, say). `--auto none` paints exactly the region.
 
     python benchmarks/bench_fills.py ../shared/realpages/pages [--fills 3] [--auto none|network]
 
@@ -84,16 +87,19 @@ def main() -> None:
             got = out_lab[where]
             reference = np.column_stack([got[:, 0], np.broadcast_to(asked[1:], (len(got), 2))])
             on_hue = float((delta_e_map(got, reference) <= ON_HUE_DELTA_E).mean())
+            spill = float(((labels == k) & ~sep.fill & ~sep.line).sum() / where.sum())
             rows.append({"page": path.stem, "fill": j, "pixels": int(where.sum()), "on_hue": round(on_hue, 4),
-                         "lightness": round(float(got[:, 0].mean()), 2)})
+                         "lightness": round(float(got[:, 0].mean()), 2), "spill": round(spill, 4)})
             print(f"{path.stem:50s} fill {j} {int(where.sum()):7d} px  on hue {100 * on_hue:5.1f}%  "
-                  f"L* {got[:, 0].mean():5.1f}", flush=True)
+                  f"L* {got[:, 0].mean():5.1f}  spill {100 * spill:6.1f}%", flush=True)
             box = boxes[k - 1]
             crop = (slice(max(0, box[0].start - 20), box[0].stop + 20), slice(max(0, box[1].start - 20), box[1].stop + 20))
             before = np.repeat(scan[crop][..., None], 3, -1)
             Image.fromarray(np.concatenate([before, out[crop]], 1)).save(args.out / f"{path.stem}_fill{j}.png")
     summary = {"fills": len(rows), "on_hue_mean": round(float(np.mean([r["on_hue"] for r in rows])), 4) if rows else None,
-               "lightness_mean": round(float(np.mean([r["lightness"] for r in rows])), 2) if rows else None}
+               "lightness_mean": round(float(np.mean([r["lightness"] for r in rows])), 2) if rows else None,
+               "spill_median": round(float(np.median([r["spill"] for r in rows])), 4) if rows else None,
+               "fills_spilling_over_10pct": sum(r["spill"] > 0.1 for r in rows)}
     print(json.dumps(summary))
     (args.out / "fills.json").write_text(json.dumps({"rows": rows, "summary": summary, "auto": args.auto}, indent=1) + "\n")
 
